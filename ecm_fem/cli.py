@@ -1,0 +1,191 @@
+"""Command line: ``ecm-fem run|validate|schema|info|warm-cache``. ``main(argv) -> int`` is
+testable in-process.
+
+Exit codes: 0 success, 1 unexpected error, 2 config error (bad YAML, unknown key, impossible
+value), 3 solver failure (the last good state is written). Under MPI every rank returns the same
+code; an unexpected error on some ranks only aborts the whole job instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from ecm_fem import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOLVER = 0, 1, 2, 3
+
+log = logging.getLogger("ecm_fem")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecm-fem",
+        description="Finite-element electro-chemo-mechanics of lithium-metal anodes. "
+        "Run in parallel with: mpirun -n N ecm-fem run CONFIG.yaml",
+    )
+    p.add_argument("--version", action="version", version=f"ecm_fem {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log Newton iterations too")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a config; results go to output.dir")
+    r.add_argument("config", help="YAML config file")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set control.current_density=-5")
+    r.add_argument("-o", "--output", help="output folder (overrides output.dir)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder instead of moving it aside")
+
+    v = sub.add_parser("validate", help="check a config without running it")
+    v.add_argument("config")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    s = sub.add_parser("schema", help="print the JSON schema of the config (for editors)")
+    s.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    sub.add_parser("info", help="versions and the materials library with sources")
+    sub.add_parser("warm-cache", help="compile the package's standard forms into the JIT cache")
+    return p
+
+
+def _setup_logging(rank: int, verbose: bool) -> None:
+    logger = logging.getLogger("ecm_fem")
+    logger.handlers.clear()
+    logger.propagate = False
+    level = logging.DEBUG if verbose or os.environ.get("ECM_FEM_LOG_LEVEL") == "debug" \
+        else logging.INFO
+    logger.setLevel(level if rank == 0 else logging.ERROR)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+
+
+def _say(comm, message: str, stream=sys.stderr) -> None:
+    if comm.rank == 0:
+        print(message, file=stream, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_OK
+    if args.command == "schema":
+        return _schema(args)
+
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    _setup_logging(comm.rank, getattr(args, "verbose", False))
+    from ecm_fem.config import ConfigError
+    from ecm_fem.solver import SolverError
+
+    try:
+        if args.command == "run":
+            return _run(args, comm)
+        if args.command == "validate":
+            return _validate(args, comm)
+        if args.command == "info":
+            return _info(comm)
+        if args.command == "warm-cache":
+            return _warm_cache(comm)
+    except ConfigError as exc:
+        _say(comm, f"config error: {exc}")
+        return EXIT_CONFIG
+    except SolverError as exc:
+        _say(comm, f"solver failure: {exc}")
+        return EXIT_SOLVER
+    except Exception:
+        print(f"[rank {comm.rank}] unexpected error:\n{traceback.format_exc()}",
+              file=sys.stderr, flush=True)
+        if comm.size > 1:
+            comm.Abort(EXIT_ERROR)  # the other ranks may be waiting in a collective call
+        return EXIT_ERROR
+    return EXIT_ERROR
+
+
+def _load(args):
+    from ecm_fem.config import load_config, parse_overrides
+
+    return load_config(args.config, parse_overrides(args.overrides))
+
+
+def _run(args, comm) -> int:
+    from ecm_fem import simulation
+    from ecm_fem.config import ConfigError
+
+    config = _load(args)
+    run_dir = Path(args.output or config.output.dir)
+    try:
+        simulation.run(config, run_dir, comm, overwrite=args.overwrite,
+                       config_path=str(args.config))
+    except (ValueError, KeyError) as exc:  # a config that validates but cannot be built
+        raise ConfigError(str(exc).strip("'\"")) from None
+    log.info("results: %s", run_dir)
+    return EXIT_OK
+
+
+def _validate(args, comm) -> int:
+    config = _load(args)
+    _say(comm, f"{args.config}: valid ({config.geometry.kind} geometry, "
+               f"{config.control.mode.value} control)", sys.stdout)
+    return EXIT_OK
+
+
+def _schema(args) -> int:
+    from ecm_fem.config import RunConfig
+
+    text = json.dumps(RunConfig.model_json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _info(comm) -> int:
+    from ecm_fem.materials import LIBRARY, PROPERTIES
+    from ecm_fem.simulation import versions
+
+    if comm.rank == 0:
+        for k, v in versions().items():
+            print(f"{k:10s} {v}")
+        print(f"{'ranks':10s} {comm.size}\n\nmaterials library (SI units):")
+        for m in LIBRARY.values():
+            print(f"  {m.name}")
+            for p in PROPERTIES:
+                value = getattr(m, p)
+                if value is not None:
+                    print(f"    {p:16s} {value:<12g} {m.sources.get(p, '')}")
+    return EXIT_OK
+
+
+def _warm_cache(comm) -> int:
+    from ecm_fem import simulation
+    from ecm_fem.config import RunConfig
+
+    coarse = {"width": 1e-5, "li_thickness": 1e-5, "electrolyte_thickness": 1e-5,
+              "mesh_size": 5e-6, "interface_mesh_size": 5e-6}
+    with tempfile.TemporaryDirectory() as tmp:
+        for degree in (1, 2):
+            for counter in ("reference", "butler_volmer"):
+                cfg = RunConfig.model_validate({
+                    "name": "warm", "geometry": coarse,
+                    "discretisation": {"phi_degree": degree}, "counter": {"kind": counter}})
+                simulation.run(cfg, Path(tmp) / f"p{degree}{counter}", comm)
+    log.info("JIT cache warm (%s)", os.environ.get("XDG_CACHE_HOME", "~/.cache"))
+    return EXIT_OK
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

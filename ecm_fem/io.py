@@ -1,0 +1,139 @@
+"""Everything a run writes, in the layout of ARCHITECTURE.md:
+
+    <dir>/config.yaml  resolved config        <dir>/history.csv   scalars per step
+    <dir>/interface.csv  interface profiles   <dir>/summary.json  final scalars, versions, ...
+    <dir>/fields/*.bp    ParaView (VTX)       <dir>/run.log       the log
+
+Small files are written atomically (temporary name, then rename) by rank 0, so a killed run never
+leaves a half-written file. An existing run folder is moved aside to ``<dir>.<timestamp>``
+instead of being overwritten, unless the caller asks for overwrite.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+from dolfinx import fem
+from dolfinx.io import VTXWriter
+
+HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
+                   "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
+INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (call on one rank)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False) -> Path | None:
+    """Create the run folder. An existing non-empty folder is renamed to ``<path>.<stamp>``
+    (returned) unless ``overwrite``; never deletes results without being asked."""
+    moved: str | None = None
+    error: str | None = None
+    if comm.rank == 0:
+        try:
+            if path.exists() and any(path.iterdir()):
+                if overwrite:
+                    shutil.rmtree(path)
+                else:
+                    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+                    target = path.with_name(f"{path.name}.{stamp}")
+                    k = 1
+                    while target.exists():
+                        target = path.with_name(f"{path.name}.{stamp}-{k}")
+                        k += 1
+                    path.rename(target)
+                    moved = str(target)
+            (path / "fields").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            error = f"output.dir: cannot prepare {path}: {exc}"
+    error, moved = comm.bcast((error, moved), root=0)
+    if error:
+        raise OSError(error)
+    return Path(moved) if moved else None
+
+
+class RunWriter:
+    """Collects history and interface rows and writes the run's files (collective calls)."""
+
+    def __init__(self, run_dir: Path, comm: MPI.Comm):
+        self.dir = run_dir
+        self.comm = comm
+        self.history: list[dict[str, Any]] = []
+        self._interface = _io.StringIO()
+        csv.writer(self._interface).writerow(INTERFACE_COLUMNS)
+        self._vtx: list[VTXWriter] = []
+
+    # -- ParaView
+    def add_fields(self, name: str, functions: list[fem.Function]) -> None:
+        """One VTX file per group of fields that share a function space."""
+        path = self.dir / "fields" / f"{name}.bp"
+        self._vtx.append(VTXWriter(self.comm, path, functions))
+
+    def write_fields(self, t: float) -> None:
+        for w in self._vtx:
+            w.write(t)
+
+    # -- tables
+    def add_step(self, row: dict[str, Any], profile: dict[str, np.ndarray]) -> None:
+        self.history.append(row)
+        w = csv.writer(self._interface)
+        n = len(profile["x"])
+        for k in range(n):
+            w.writerow([repr(float(row["time"]))]
+                       + [repr(float(profile[c][k])) for c in INTERFACE_COLUMNS[1:]])
+        if self.comm.rank == 0:
+            self._flush_tables()
+
+    def _flush_tables(self) -> None:
+        out = _io.StringIO()
+        w = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in self.history:
+            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        write_atomic(self.dir / "history.csv", out.getvalue())
+        write_atomic(self.dir / "interface.csv", self._interface.getvalue())
+
+    def write_text(self, name: str, text: str) -> None:
+        if self.comm.rank == 0:
+            write_atomic(self.dir / name, text)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.comm.rank == 0:
+            write_atomic(self.dir / "summary.json",
+                         json.dumps(_json_safe(summary), indent=2, sort_keys=False) + "\n")
+
+    def close(self) -> None:
+        for w in self._vtx:
+            w.close()
+        self._vtx = []

@@ -1,0 +1,123 @@
+"""gmsh model -> distributed DOLFINx mesh with cell/facet tags, and the submeshes on which the
+fields live (phi on the ion-conducting regions).
+
+gmsh runs on rank 0 only and the mesh is distributed from there, so a config gives the same
+global mesh on any number of ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpi4py import MPI
+
+import gmsh
+import numpy as np
+from dolfinx import mesh as dmesh
+
+from ecm_fem import _compat
+from ecm_fem.config import RunConfig
+from ecm_fem.geometry import get_builder
+from ecm_fem.geometry._gmsh import MODEL_UNIT
+from ecm_fem.geometry.tags import CELL_TAGS, ION_CONDUCTING
+
+
+@dataclass
+class Region:
+    """A codim-0 submesh with its tags mapped from the parent mesh."""
+
+    mesh: dmesh.Mesh
+    cell_tags: dmesh.MeshTags
+    facet_tags: dmesh.MeshTags
+    cell_map: np.ndarray  # sub cell -> parent cell
+    vertex_map: np.ndarray  # sub vertex -> parent vertex
+
+
+@dataclass
+class MeshData:
+    mesh: dmesh.Mesh
+    cell_tags: dmesh.MeshTags
+    facet_tags: dmesh.MeshTags
+    ion: Region  # the ion-conducting regions (electrolyte, sei, gb)
+
+
+def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
+    """Build the config's geometry with gmsh on rank 0 and distribute it."""
+    g = config.geometry
+    builder = get_builder(g.kind)
+    initialised_here = not gmsh.isInitialized()
+    if initialised_here:
+        gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Terminal", 0)
+    gmsh.option.setNumber("General.NumThreads", 1)
+    error = None
+    if comm.rank == 0:
+        gmsh.model.add(config.name)
+        try:
+            builder(g, MODEL_UNIT)
+        except Exception as exc:  # report on every rank below instead of hanging the others
+            error = f"geometry ({g.kind}): gmsh failed: {exc}"
+    error = comm.bcast(error, root=0)
+    if error:
+        if comm.rank == 0:
+            gmsh.model.remove()
+        if initialised_here:
+            gmsh.finalize()
+        raise RuntimeError(error)
+    try:
+        msh, cell_tags, facet_tags = _compat.model_to_mesh(gmsh.model, comm, 0, gdim=g.dim)
+    finally:
+        if comm.rank == 0:
+            gmsh.model.remove()
+        if initialised_here:
+            gmsh.finalize()
+    msh.geometry.x[:] *= MODEL_UNIT
+    msh.name = config.name
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    ion_ids = [CELL_TAGS[n] for n in ION_CONDUCTING]
+    ion = extract_region(msh, cell_tags, facet_tags, ion_ids)
+    return MeshData(msh, cell_tags, facet_tags, ion)
+
+
+def extract_region(
+    msh: dmesh.Mesh, cell_tags: dmesh.MeshTags, facet_tags: dmesh.MeshTags, tag_ids: list[int]
+) -> Region:
+    """Submesh of the cells tagged ``tag_ids`` with the parent's cell and facet tags carried
+    over (a parent facet keeps its tag on the submesh when all its vertices are in it)."""
+    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+    cells = np.sort(np.concatenate([cell_tags.find(t) for t in tag_ids])).astype(np.int32)
+    sub, cell_map, vertex_map = _compat.create_submesh(msh, tdim, cells)
+
+    # cell tags: look up the parent tag of every submesh cell (owned and ghost)
+    parent_value = np.zeros(msh.topology.index_map(tdim).size_local
+                            + msh.topology.index_map(tdim).num_ghosts, dtype=np.int32)
+    parent_value[cell_tags.indices] = cell_tags.values
+    n_sub_cells = len(cell_map)
+    sub_cell_tags = dmesh.meshtags(
+        sub, tdim, np.arange(n_sub_cells, dtype=np.int32), parent_value[cell_map]
+    )
+
+    # facet tags: match facets by their (parent) vertex sets
+    sub.topology.create_connectivity(fdim, 0)
+    msh.topology.create_connectivity(fdim, 0)
+    sub_f2v = sub.topology.connectivity(fdim, 0)
+    n_sub_facets = (sub.topology.index_map(fdim).size_local
+                    + sub.topology.index_map(fdim).num_ghosts)
+    key_to_sub_facet = {
+        tuple(sorted(vertex_map[sub_f2v.links(f)])): f for f in range(n_sub_facets)
+    }
+    par_f2v = msh.topology.connectivity(fdim, 0)
+    indices, values = [], []
+    for facet, value in zip(facet_tags.indices, facet_tags.values, strict=True):
+        f_sub = key_to_sub_facet.get(tuple(sorted(par_f2v.links(facet))))
+        if f_sub is not None:
+            indices.append(f_sub)
+            values.append(value)
+    order = np.argsort(indices)
+    sub_facet_tags = dmesh.meshtags(
+        sub, fdim, np.asarray(indices, dtype=np.int32)[order],
+        np.asarray(values, dtype=np.int32)[order],
+    )
+    sub.topology.create_connectivity(fdim, tdim)
+    return Region(sub, sub_cell_tags, sub_facet_tags, np.asarray(cell_map), np.asarray(vertex_map))
