@@ -3,10 +3,10 @@
 # log file that is shown only when that rank fails, so the output is readable but nothing hides.
 rank="${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
 if [ "$rank" = 0 ]; then
-    exec python3 -m pytest -p no:cacheprovider -q "$@"
+    exec python3 -m pytest -p no:cacheprovider --color=no -q "$@"
 fi
 log="$(mktemp "/tmp/pytest-rank$rank.XXXXXX.log")"
-python3 -m pytest -p no:cacheprovider -q "$@" >"$log" 2>&1
+python3 -m pytest -p no:cacheprovider --color=no -q "$@" >"$log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then
     echo "----- rank $rank failed (exit $rc): its output -----"; cat "$log"

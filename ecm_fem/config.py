@@ -61,7 +61,8 @@ class PlanarGeometry(_Model):
         return self.width
 
 
-Geometry = Annotated[PlanarGeometry, Field(discriminator="kind")]
+# The geometry library (issue 8) turns this into a union discriminated by ``kind``.
+Geometry = PlanarGeometry
 
 
 # ----------------------------------------------------------------------------- materials
@@ -307,7 +308,7 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
 def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
     out = [f"{source}: invalid config ({err.error_count()} problem(s))"]
     for e in err.errors():
-        path = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+        path = tuple(e["loc"])
         key = ".".join(str(p) for p in path) or "<top level>"
         line = None
         for n in range(len(path), -1, -1):
@@ -321,8 +322,6 @@ def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
         out.append(f"  {key}{where}: {msg}")
     return "\n".join(out)
 
-
-_UNION_TAGS = {"planar"}
 
 
 def _set_path(data: dict, dotted: str, value: Any) -> None:

@@ -1,0 +1,65 @@
+"""MPI-safe pytest fixtures: every rank gets the same temporary folder, and every test ends with
+garbage collection and a barrier (the DOLFINx test-suite pattern), so collective destructors
+and files written by rank 0 are in step. Tests marked ``serial_only`` (they launch mpirun
+themselves) are skipped when the suite itself runs under mpirun."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mpi4py import MPI
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    if MPI.COMM_WORLD.size > 1:
+        skip = pytest.mark.skip(reason="launches mpirun itself: run in the serial pass")
+        for item in items:
+            if "serial_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _collective_teardown():
+    yield
+    gc.collect()
+    MPI.COMM_WORLD.barrier()
+
+
+@pytest.fixture
+def shared_tmp(request) -> Path:
+    """A temporary folder, the same path on every rank, removed after the test."""
+    comm = MPI.COMM_WORLD
+    path = tempfile.mkdtemp(prefix="ecm_fem_test_") if comm.rank == 0 else None
+    path = Path(comm.bcast(path, root=0))
+    yield path
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment for a child mpirun: without the singleton MPI state of this process."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMPI_COMM", "OMPI_MCA_ess", "PMIX_", "PRTE_", "OMPI_FILE"))}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(args: list[str], nprocs: int = 1, timeout: float = 300, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run ``ecm-fem ARGS`` as a subprocess, under ``mpirun -n nprocs`` when nprocs > 1."""
+    cmd = [sys.executable, "-m", "ecm_fem.cli", *args]
+    if nprocs > 1:
+        cmd = ["mpirun", "-n", str(nprocs), "--oversubscribe", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=_clean_env(), cwd=cwd or REPO)
