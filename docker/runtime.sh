@@ -26,12 +26,14 @@ as_root() {
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
 
 apt_install() {
+    local log="$STATE_DIR/apt.log"
     if [ ! -f "$STATE_DIR/apt-updated" ]; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$log" 2>&1 \
+            || { tail -n 20 "$log" >&2; die "apt-get update failed (log: $log)"; }
         touch "$STATE_DIR/apt-updated"
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-        >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "$@" >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "could not install $* (log: $log)"; }
 }
 
 ensure_engine() {
@@ -61,7 +63,7 @@ ensure_base_image() {
     if timeout 120 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
     say "no registry: building $BASE_IMAGE from Debian's archive with mmdebstrap"
     command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
-    as_root mmdebstrap --quiet --variant=minbase trixie - "$DEBIAN_MIRROR" \
+    as_root mmdebstrap --quiet --variant=minbase trixie - "$DEBIAN_MIRROR" 2>>"$STATE_DIR/mmdebstrap.log" \
         | docker import - "$BASE_IMAGE" >/dev/null
     docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || die "could not create $BASE_IMAGE"
 }

@@ -42,9 +42,14 @@ class PlanarGeometry(_Model):
     )
     mesh_size: Length = Field(5e-6, description="element size away from the interface [m]")
     interface_mesh_size: Length = Field(1e-6, description="element size at the interface [m]")
+    sei_thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
+        0.0, description="resolved SEI layer between Li and electrolyte [m]; 0: none"
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> PlanarGeometry:
+        if self.sei_thickness >= self.electrolyte_thickness:
+            raise ValueError("sei_thickness must be smaller than electrolyte_thickness")
         smallest = min(self.width, self.li_thickness, self.electrolyte_thickness)
         if self.interface_mesh_size > smallest:
             raise ValueError(
@@ -113,17 +118,43 @@ class Materials(_Model):
 
     li: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="lithium"))
     electrolyte: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="llzo"))
+    sei: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="sei"),
+                              description="the resolved SEI layer, where the geometry has one")
+    gb: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="llzo"),
+                             description="grain-boundary phase, where the geometry has one")
+
+    def for_region(self, region: str) -> Material:
+        return getattr(self, region).resolve()
 
 
 # ----------------------------------------------------------------------------- kinetics
-class KineticsModel(str, enum.Enum):
+class KineticsModel(enum.StrEnum):
     butler_volmer = "butler_volmer"
     linear = "linear"
     tafel = "tafel"
 
 
-class StressCoupling(str, enum.Enum):
+class StressCoupling(enum.StrEnum):
     none = "none"
+    normal_traction = "normal_traction"
+    hydrostatic = "hydrostatic"
+    monroe_newman = "monroe_newman"
+
+
+Stress = Annotated[float, Field(ge=-1e10, le=1e10)]
+
+
+class PrescribedStress(_Model):
+    """Uniform interface stresses [Pa] (tension positive) used by the stress coupling until the
+    mechanics supplies them, and for verification."""
+
+    sigma_nn_li: Stress = Field(0.0, description="normal stress n.sigma.n on the Li side [Pa]")
+    sigma_h_li: Stress = Field(0.0, description="hydrostatic stress in Li [Pa]")
+    sigma_h_electrolyte: Stress = Field(0.0, description="hydrostatic stress, electrolyte [Pa]")
+    tau_nn_li: Stress = Field(0.0, description="deviatoric normal stress, Li side [Pa]")
+    tau_nn_electrolyte: Stress = Field(
+        0.0, description="deviatoric normal stress, electrolyte side [Pa]")
+    curvature: float = Field(0.0, description="interface mean curvature [1/m]")
 
 
 class Kinetics(_Model):
@@ -136,11 +167,28 @@ class Kinetics(_Model):
     alpha_a: Annotated[float, Field(gt=0, le=1)] = Field(0.5, description="anodic coefficient")
     alpha_c: Annotated[float, Field(gt=0, le=1)] = Field(0.5, description="cathodic coefficient")
     stress_coupling: StressCoupling = Field(
-        StressCoupling.none, description="mechanics in the kinetics (only 'none' so far)"
+        StressCoupling.none,
+        description="mechanics in the kinetics: none | normal_traction | hydrostatic | "
+        "monroe_newman (PHYSICS.md 3.1)",
+    )
+    prescribed_stress: PrescribedStress | None = Field(
+        None, description="uniform interface stresses for the coupling [Pa] (no mechanics yet)"
+    )
+    surface_energy: Positive = Field(
+        0.556, description="Li surface energy gamma [J/m^2] (monroe_newman)"
     )
 
+    @model_validator(mode="after")
+    def _stress_source(self) -> Kinetics:
+        if self.stress_coupling != StressCoupling.none and self.prescribed_stress is None:
+            raise ValueError(
+                f"stress_coupling '{self.stress_coupling.value}' needs interface stresses: "
+                "the mechanics is not built yet, so set kinetics.prescribed_stress"
+            )
+        return self
 
-class CounterKind(str, enum.Enum):
+
+class CounterKind(enum.StrEnum):
     reference = "reference"
     butler_volmer = "butler_volmer"
 
@@ -155,7 +203,7 @@ class Counter(_Model):
 
 
 # ----------------------------------------------------------------------------- control, time
-class ControlMode(str, enum.Enum):
+class ControlMode(enum.StrEnum):
     galvanostatic = "galvanostatic"
     potentiostatic = "potentiostatic"
 
@@ -272,11 +320,12 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _electrolyte_conducts(self) -> RunConfig:
-        if self.materials.electrolyte.resolve().conductivity is None:
-            raise ValueError(
-                "materials.electrolyte: the material has no ionic conductivity; set "
-                "materials.electrolyte.conductivity"
-            )
+        for region in ("electrolyte", "sei", "gb"):
+            if self.materials.for_region(region).conductivity is None:
+                raise ValueError(
+                    f"materials.{region}: the material has no ionic conductivity; set "
+                    f"materials.{region}.conductivity"
+                )
         return self
 
 

@@ -29,7 +29,7 @@ from dolfinx.io import VTXWriter
 
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
-INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech"]
+INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e"]
 
 
 def write_atomic(path: Path, text: str) -> None:

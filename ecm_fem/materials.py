@@ -69,8 +69,11 @@ LIBRARY: dict[str, Material] = {
         conductivity=0.04,
         youngs_modulus=150e9,
         poisson_ratio=0.257,
+        molar_volume=1.3e-6,
         sources={
             "conductivity": "[P] 0.4 mS/cm, PHYSICS.md section 8",
+            "molar_volume": "[?] Omega_Li+ = v Omega_Li with v = 0.1, inside the 0.04-0.2 range "
+            "for inorganic SSEs quoted in PHYSICS.md section 8 [S]",
             "youngs_modulus": "[P]/[?] PHYSICS.md section 8",
             "poisson_ratio": "[P]/[?] PHYSICS.md section 8",
         },

@@ -32,7 +32,7 @@ def real_value(u: fem.Function) -> float:
 def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     """i_n and eta at the interface dofs of phi, sorted by position; full arrays on every rank.
 
-    Keys follow the interface.csv contract: x, y, z, i_n, eta, U_mech.
+    Keys follow the interface.csv contract: x, y, z, i_n, eta, U_mech, dmu_e.
     """
     V = p.V
     comm = p.mesh.comm
@@ -43,15 +43,15 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     xyz = V.tabulate_dof_coordinates()[dofs]
     phi = p.phi.x.array[dofs]
     V_we = real_value(p.V_we)
-    U_mech = float(p.U_mech.value)
+    U_mech = float(p.U_mech_value)
     eta = V_we - phi - U_mech
-    i_n = p.law.current_numpy(eta)
-    local = np.column_stack([xyz, i_n, eta, np.full_like(eta, U_mech)])
-    gathered = comm.allgather(local)
-    table = np.vstack(gathered) if gathered else np.zeros((0, 6))
+    i_n = p.law.current(eta, i0=p.law.i0 * float(p.i0_factor_value), exp=np.exp)
+    local = np.column_stack([xyz, i_n, eta, np.full_like(eta, U_mech),
+                             np.full_like(eta, float(p.dmu_e_value))])
+    table = np.vstack(comm.allgather(local))
     order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
-    names = ["x", "y", "z", "i_n", "eta", "U_mech"]
+    names = ["x", "y", "z", "i_n", "eta", "U_mech", "dmu_e"]
     return {n: table[:, k] for k, n in enumerate(names)}
 
 

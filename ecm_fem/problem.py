@@ -16,12 +16,18 @@ import scifem
 import ufl
 from dolfinx import fem
 
-from ecm_fem.config import ControlMode, CounterKind, RunConfig
+from ecm_fem.config import ControlMode, CounterKind, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
-from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
 from ecm_fem.mesh import MeshData
 from ecm_fem.physics import electrochemistry as ec
 from ecm_fem.physics.kinetics import RateLaw
+from ecm_fem.physics.stress_coupling import (
+    CouplingParameters,
+    InterfaceStress,
+    mechanical_terms,
+    monroe_newman_dmu,
+)
 
 
 class CurrentDistribution:
@@ -60,9 +66,9 @@ class CurrentDistribution:
 
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))
-        self.U_mech = fem.Constant(msh, 0.0)  # stress coupling 'none'
+        self._setup_stress_coupling(config)
         self.eta = self.V_we - self.phi - self.U_mech
-        self.i_n = self.law.current(self.eta)
+        self.i_n = self.law.current(self.eta, i0=k.i0 * self.i0_factor)
 
         self.contact_area = msh.comm.allreduce(
             fem.assemble_scalar(fem.form(1.0 * ds_if)), op=MPI.SUM)
@@ -99,18 +105,45 @@ class CurrentDistribution:
         self.names = ["phi", "V_we"]
         self.scalar_fields = {"V_we"}
 
+    def _setup_stress_coupling(self, config: RunConfig) -> None:
+        """U_mech and the i0 factor of kinetics.stress_coupling from the (prescribed) interface
+        stresses; numeric copies are kept for post-processing."""
+        k = config.kinetics
+        ps = k.prescribed_stress or PrescribedStress()
+        li = config.materials.li.resolve()
+        el = config.materials.electrolyte.resolve()
+        model = k.stress_coupling.value
+        needs_ion_volume = model in ("hydrostatic", "monroe_newman")
+        params = CouplingParameters(
+            omega_li=li.require("molar_volume", "materials.li"),
+            omega_li_ion=el.require("molar_volume", "materials.electrolyte")
+            if needs_ion_volume else 0.0,
+            gamma=k.surface_energy, alpha_a=k.alpha_a, temperature=config.temperature)
+        values = {"sigma_nn_li": ps.sigma_nn_li, "sigma_h_li": ps.sigma_h_li,
+                  "sigma_h_e": ps.sigma_h_electrolyte, "tau_nn_li": ps.tau_nn_li,
+                  "tau_nn_e": ps.tau_nn_electrolyte, "curvature": ps.curvature}
+        stress = InterfaceStress(**{n: fem.Constant(self.mesh, float(v))
+                                    for n, v in values.items()})
+        U, factor = mechanical_terms(model, stress, params)
+        self.U_mech = U if not isinstance(U, float) else fem.Constant(self.mesh, U)
+        self.i0_factor = factor
+        num = InterfaceStress(**values)
+        self.U_mech_value, self.i0_factor_value = mechanical_terms(model, num, params, exp=np.exp)
+        self.dmu_e_value = monroe_newman_dmu(num, params) if model == "monroe_newman" else 0.0
+
     def _conductivity(self, config: RunConfig) -> fem.Function:
         """kappa [S/m] as a DG0 field from the regions' materials."""
         Q = fem.functionspace(self.mesh, ("DG", 0))
         kappa = fem.Function(Q, name="kappa")
-        by_tag = {CELL_TAGS["electrolyte"]: config.materials.electrolyte.resolve()}
         tags = self.region.cell_tags
-        for tag, material in by_tag.items():
-            cells = tags.find(tag)
-            kappa.x.array[cells] = material.require("conductivity", "materials.electrolyte")
-        missing = np.setdiff1d(np.unique(tags.values), list(by_tag))
-        if len(missing):
-            raise ValueError(f"materials: no material given for region tag(s) {missing.tolist()}")
+        known = {CELL_TAGS[r]: r for r in ION_CONDUCTING}
+        unknown = np.setdiff1d(np.unique(tags.values), list(known))
+        if len(unknown):
+            raise ValueError(f"mesh: ion-conducting cells with unknown tag(s) {unknown.tolist()}")
+        for tag, region in known.items():
+            material = config.materials.for_region(region)
+            kappa.x.array[tags.find(tag)] = material.require("conductivity",
+                                                             f"materials.{region}")
         kappa.x.scatter_forward()
         return kappa
 

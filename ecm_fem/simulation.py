@@ -27,12 +27,13 @@ log = logging.getLogger("ecm_fem")
 
 
 def versions() -> dict[str, str]:
+    from petsc4py import PETSc
+
     import basix
     import dolfinx
     import ffcx
     import gmsh
     import ufl
-    from petsc4py import PETSc
 
     return {
         "ecm_fem": __version__,
@@ -70,9 +71,30 @@ def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
 
     Raises ``SolverError`` (after writing the last good state) when a step fails.
     """
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     moved = prepare_run_dir(run_dir, comm, overwrite)
+    file_log = _attach_log_file(run_dir / "run.log") if comm.rank == 0 else None
+    try:
+        return _run(config, run_dir, comm, moved, config_path, t0)
+    finally:
+        if file_log is not None:
+            log.removeHandler(file_log)
+            file_log.close()
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    return handler
+
+
+def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
+         config_path: str | None, t0: float) -> dict[str, Any]:
+    timings: dict[str, float] = {}
     if moved:
         log.info("earlier results in %s were moved to %s", run_dir, moved)
     writer = RunWriter(run_dir, comm)

@@ -68,3 +68,21 @@ def test_potentiostatic_inverts_galvanostatic(shared_tmp):
     cfg = bv3_config(0.0, control={"mode": "potentiostatic", "voltage": V})
     summary = simulation.run(cfg, shared_tmp / "run")
     assert summary["i_mean"] == pytest.approx(10.0, rel=1e-6)
+
+
+@pytest.mark.mpi
+def test_resolved_sei_adds_its_series_resistance(shared_tmp):
+    """Li | SEI | LLZO | reference: V = eta_BV(i) + i (t / kappa_sei + (L - t) / kappa_e),
+    exact for P1 (phi piecewise linear in y, mesh aligned with the layers)."""
+    t, L, k_sei, k_e, i = 50e-9, 20e-6, 1e-4, 0.04, -10.0
+    cfg = RunConfig.model_validate({
+        "geometry": {"width": 2e-6, "li_thickness": 2e-6, "electrolyte_thickness": L,
+                     "mesh_size": 2e-6, "interface_mesh_size": 0.5e-6, "sei_thickness": t},
+        "materials": {"sei": {"base": "sei", "conductivity": k_sei}},
+        "kinetics": {"i0": 10.0},
+        "control": {"current_density": i},
+    })
+    summary = simulation.run(cfg, shared_tmp / "run")
+    eta = 2 * thermal_voltage(298.15) * np.arcsinh(i / 20.0)
+    expected = eta + i * (t / k_sei + (L - t) / k_e)
+    assert summary["V_cell"] == pytest.approx(expected, rel=1e-8)

@@ -62,6 +62,7 @@ def _check_outputs(run_dir: Path) -> dict:
     assert list(prof[0]) == INTERFACE_COLUMNS and len(prof) > 10
     assert all(math.isfinite(float(r["i_n"])) for r in prof)
     assert (run_dir / "config.yaml").read_text().startswith("name:")
+    assert "step    2" in (run_dir / "run.log").read_text()
     for field in ("phi", "current_density"):
         bp = run_dir / "fields" / f"{field}.bp"
         assert (bp / "md.idx").stat().st_size > 0 and (bp / "data.0").stat().st_size > 0

@@ -1,7 +1,9 @@
-"""Planar Li | electrolyte stack in 2D: Li occupies -li_thickness < y < 0, the electrolyte
-0 < y < electrolyte_thickness, both 0 < x < width. Interface at y = 0 (normal +y, from Li into
-the electrolyte), Li current collector at the bottom, counter boundary at the top, sides at
-x = 0 and x = width. Elements shrink to ``interface_mesh_size`` at the interface.
+"""Planar Li | (SEI) | electrolyte stack in 2D: Li occupies -li_thickness < y < 0, the
+ion-conducting layers 0 < y < electrolyte_thickness (a resolved SEI first, 0 < y < sei_thickness,
+when sei_thickness > 0), all 0 < x < width. Interface at y = 0 (normal +y, from Li into the
+electrolyte), SEI | electrolyte boundary at y = sei_thickness, Li current collector at the
+bottom, counter boundary at the top, sides at x = 0 and x = width. Elements shrink to
+``interface_mesh_size`` (and to sei_thickness / 2 inside a resolved SEI) at the interface.
 """
 
 from __future__ import annotations
@@ -23,37 +25,46 @@ def build(g: PlanarGeometry, unit: float) -> None:
     occ = gmsh.model.occ
     W, L_li, L_e = g.width / unit, g.li_thickness / unit, g.electrolyte_thickness / unit
     h, h_if = g.mesh_size / unit, g.interface_mesh_size / unit
-    li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
-    el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
-    occ.fragment([(2, li)], [(2, el)])
+    t_sei = g.sei_thickness / unit
+    layers = [occ.addRectangle(0.0, -L_li, 0.0, W, L_li)]
+    if t_sei > 0:
+        layers.append(occ.addRectangle(0.0, 0.0, 0.0, W, t_sei))
+    layers.append(occ.addRectangle(0.0, t_sei, 0.0, W, L_e - t_sei))
+    occ.fragment([(2, layers[0])], [(2, t) for t in layers[1:]])
     occ.synchronize()
 
-    tol = 1e-6 * min(W, L_li, L_e)
-    surfaces: dict[str, list[int]] = {"li": [], "electrolyte": []}
+    tol = 1e-9 * max(W, L_li, L_e)
+    surfaces: dict[str, list[int]] = {"li": [], "sei": [], "electrolyte": []}
     for _, s in gmsh.model.getEntities(2):
         _, y, _ = occ.getCenterOfMass(2, s)
-        surfaces["li" if y < 0 else "electrolyte"].append(s)
+        region = "li" if y < 0 else ("sei" if y < t_sei else "electrolyte")
+        surfaces[region].append(s)
 
-    curves: dict[str, list[int]] = {"interface": [], "li_cc": [], "counter": [], "side": []}
+    heights = {"interface": 0.0, "li_cc": -L_li, "counter": L_e}
+    if t_sei > 0:
+        heights["sei_electrolyte"] = t_sei
+    curves: dict[str, list[int]] = {name: [] for name in (*heights, "side")}
     for _, c in gmsh.model.getEntities(1):
         (x0, y0), (x1, y1) = curve_end_points(c)
-        if abs(y1 - y0) < tol:  # horizontal
-            if abs(y0) < tol:
-                curves["interface"].append(c)
-            elif abs(y0 + L_li) < tol:
-                curves["li_cc"].append(c)
-            else:
-                curves["counter"].append(c)
-        else:
+        if abs(y1 - y0) > tol:
             curves["side"].append(c)
+            continue
+        name = min(heights, key=lambda k: abs(heights[k] - y0))
+        if abs(heights[name] - y0) > tol:
+            raise RuntimeError(f"planar: unexpected horizontal curve at y = {y0 * unit:g} m")
+        curves[name].append(c)
+    if t_sei > 0:
+        h_if = min(h_if, t_sei / 2)
 
     for name, ents in surfaces.items():
-        gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
+        if ents:
+            gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
     for name, ents in curves.items():
         gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
 
     dist = gmsh.model.mesh.field.add("Distance")
-    gmsh.model.mesh.field.setNumbers(dist, "CurvesList", curves["interface"])
+    gmsh.model.mesh.field.setNumbers(
+        dist, "CurvesList", curves["interface"] + curves.get("sei_electrolyte", []))
     gmsh.model.mesh.field.setNumber(dist, "Sampling", 200)
     thr = gmsh.model.mesh.field.add("Threshold")
     gmsh.model.mesh.field.setNumber(thr, "InField", dist)
