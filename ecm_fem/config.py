@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ecm_fem.materials import LIBRARY, PROPERTIES, Material, get_material
 
@@ -66,8 +75,44 @@ class PlanarGeometry(_Model):
         return self.width
 
 
-# The geometry library (issue 8) turns this into a union discriminated by ``kind``.
-Geometry = PlanarGeometry
+class InterfacialVoidGeometry(PlanarGeometry):
+    """The planar stack with a void in the Li at the interface: a quarter ellipse at x = 0
+    (the side x = 0 is a symmetry line, so the cell holds half of a void of full width
+    2 void_half_width, repeated with period 2 width). The electrolyte face above the void
+    carries no current and no traction."""
+
+    kind: Literal["interfacial_void"] = "interfacial_void"  # type: ignore[assignment]
+    void_half_width: Length = Field(5e-6, description="half width a of the void along x [m]")
+    void_depth: Length = Field(2e-6, description="depth b of the void into the Li [m]")
+    void_mesh_size: Length | None = Field(
+        None, description="element size at the void edge [m] (default interface_mesh_size / 4)")
+
+    @model_validator(mode="after")
+    def _void_fits(self) -> InterfacialVoidGeometry:
+        if self.void_half_width >= self.width:
+            raise ValueError(
+                f"void_half_width = {self.void_half_width:g} m must be smaller than width = "
+                f"{self.width:g} m (the void would cover the whole interface)")
+        if self.void_depth >= self.li_thickness:
+            raise ValueError(f"void_depth = {self.void_depth:g} m must be smaller than "
+                             f"li_thickness = {self.li_thickness:g} m")
+        if self.sei_thickness > 0:
+            raise ValueError("sei_thickness: a resolved SEI is not supported with a void yet")
+        return self
+
+
+def _geometry_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "planar")
+    return getattr(value, "kind", "planar")
+
+
+GEOMETRY_KINDS = ("planar", "interfacial_void")
+Geometry = Annotated[
+    Annotated[PlanarGeometry, Tag("planar")]
+    | Annotated[InterfacialVoidGeometry, Tag("interfacial_void")],
+    Discriminator(_geometry_kind),
+]
 
 
 # ----------------------------------------------------------------------------- materials
@@ -357,7 +402,9 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
 def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
     out = [f"{source}: invalid config ({err.error_count()} problem(s))"]
     for e in err.errors():
-        path = tuple(e["loc"])
+        # drop the union tag pydantic inserts after 'geometry'
+        path = tuple(p for k, p in enumerate(e["loc"])
+                     if not (k == 1 and e["loc"][0] == "geometry" and p in GEOMETRY_KINDS))
         key = ".".join(str(p) for p in path) or "<top level>"
         line = None
         for n in range(len(path), -1, -1):
@@ -366,6 +413,8 @@ def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
                 break
         where = f" (line {line})" if line else ""
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "union_tag_invalid":
+            msg = f"unknown geometry kind (known: {', '.join(GEOMETRY_KINDS)})"
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `ecm-fem schema` lists the keys)"
         out.append(f"  {key}{where}: {msg}")

@@ -147,6 +147,18 @@ class CurrentDistribution:
         kappa.x.scatter_forward()
         return kappa
 
+    def initial_guess(self) -> None:
+        """A start for Newton that keeps the exponentials of Butler-Volmer in range: phi = 0 and,
+        under galvanostatic control, V_we = U_mech + eta of the mean contact current."""
+        self.phi.x.array[:] = 0.0
+        if self.config.control.mode == ControlMode.galvanostatic:
+            i_mean = float(self.i_app.value) * self.projected_area / self.contact_area
+            law = RateLaw(self.law.model, self.law.i0 * float(self.i0_factor_value),
+                          self.law.alpha_a, self.law.alpha_c, self.f)
+            self.V_we.x.array[:] = float(self.U_mech_value) + law.overpotential(i_mean)
+        else:
+            self.V_we.x.array[:] = float(self.V_app.value)
+
     def set_time(self, t: float) -> None:
         self.i_app.value = self.config.control.current_at(t)
 

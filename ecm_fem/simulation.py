@@ -129,6 +129,8 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     prev_t = 0.0
     for step, t_now in enumerate(times, start=1):
         problem.set_time(t_now)
+        if step == 1:
+            problem.initial_guess()
         ts = time.perf_counter()
         try:
             report = solver.solve()

@@ -50,7 +50,7 @@ def default_options(field_names: Sequence[str], linear_solver: str, scalar_field
     """PETSc options of the standard solve (without prefix)."""
     opts: dict[str, Any] = {
         "snes_type": "newtonls",
-        "snes_linesearch_type": "basic",
+        "snes_linesearch_type": "bt",
         "snes_max_it": 30,
         "snes_rtol": 1e-10,
         "snes_atol": 1e-14,

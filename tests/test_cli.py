@@ -96,7 +96,8 @@ def test_rerun_moves_earlier_results_aside(tmp_path):
 
 def test_solver_failure_exit_code(tmp_path):
     out = run_cli(["run", "configs/planar_li_llzo.yaml", *SMALL, "-o", str(tmp_path / "f"),
-                   "--set", "solver.max_iterations=1"], nprocs=2)
+                   "--set", "solver.max_iterations=1", "--set", "solver.rtol=1e-14",
+                   "--set", "solver.atol=1e-30"], nprocs=2)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "did not converge" in out.stderr
     summary = json.loads((tmp_path / "f" / "summary.json").read_text())

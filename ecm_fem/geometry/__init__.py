@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ecm_fem.geometry import planar
+from ecm_fem.geometry import interfacial_void, planar
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
 BUILDERS: dict[str, Builder] = {
     "planar": planar.build,
+    "interfacial_void": interfacial_void.build,
 }
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import gmsh
 
-from ecm_fem.geometry._gmsh import curve_end_points
+from ecm_fem.geometry._gmsh import curve_end_points, refine_near
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 
 if TYPE_CHECKING:
@@ -62,18 +62,5 @@ def build(g: PlanarGeometry, unit: float) -> None:
     for name, ents in curves.items():
         gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
 
-    dist = gmsh.model.mesh.field.add("Distance")
-    gmsh.model.mesh.field.setNumbers(
-        dist, "CurvesList", curves["interface"] + curves.get("sei_electrolyte", []))
-    gmsh.model.mesh.field.setNumber(dist, "Sampling", 200)
-    thr = gmsh.model.mesh.field.add("Threshold")
-    gmsh.model.mesh.field.setNumber(thr, "InField", dist)
-    gmsh.model.mesh.field.setNumber(thr, "SizeMin", h_if)
-    gmsh.model.mesh.field.setNumber(thr, "SizeMax", h)
-    gmsh.model.mesh.field.setNumber(thr, "DistMin", 0.0)
-    gmsh.model.mesh.field.setNumber(thr, "DistMax", 8 * h)
-    gmsh.model.mesh.field.setAsBackgroundMesh(thr)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    refine_near(curves["interface"] + curves.get("sei_electrolyte", []), [], h_if, h)
     gmsh.model.mesh.generate(2)
