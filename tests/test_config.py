@@ -62,3 +62,12 @@ def test_current_steps():
     assert cfg.control.current_at(10) == -1
     assert cfg.control.current_at(15) == 2
     assert cfg.control.current_at(25) == 2
+
+
+@pytest.mark.parametrize("path", sorted(
+    (__import__("pathlib").Path(__file__).parents[1] / "configs").glob("*.yaml")),
+    ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    from ecm_fem.config import load_config
+
+    load_config(path)
