@@ -421,7 +421,6 @@ def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
     return "\n".join(out)
 
 
-
 def _set_path(data: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = data

@@ -43,11 +43,10 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     xyz = V.tabulate_dof_coordinates()[dofs]
     phi = p.phi.x.array[dofs]
     V_we = real_value(p.V_we)
-    U_mech = float(p.U_mech_value)
-    eta = V_we - phi - U_mech
-    i_n = p.law.current(eta, i0=p.law.i0 * float(p.i0_factor_value), exp=np.exp)
-    local = np.column_stack([xyz, i_n, eta, np.full_like(eta, U_mech),
-                             np.full_like(eta, float(p.dmu_e_value))])
+    eta = V_we - phi - p.U_mech_value
+    i_n = p.law.current_numpy(eta)
+    local = np.column_stack([xyz, i_n, eta, np.full_like(eta, p.U_mech_value),
+                             np.full_like(eta, p.dmu_e_value)])
     table = np.vstack(comm.allgather(local))
     order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]

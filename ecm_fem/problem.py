@@ -51,7 +51,8 @@ class CurrentDistribution:
         f = FARADAY / (GAS_CONSTANT * config.temperature)
         self.f = f
         k = config.kinetics
-        self.law = RateLaw(k.model.value, k.i0, k.alpha_a, k.alpha_c, f)
+        self._setup_stress_coupling(config)
+        self.law = RateLaw(k.model.value, k.i0 * self.i0_factor, k.alpha_a, k.alpha_c, f)
 
         self.V = fem.functionspace(msh, ("Lagrange", config.discretisation.phi_degree))
         self.R = scifem.create_real_functionspace(msh)
@@ -66,9 +67,8 @@ class CurrentDistribution:
 
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))
-        self._setup_stress_coupling(config)
         self.eta = self.V_we - self.phi - self.U_mech
-        self.i_n = self.law.current(self.eta, i0=k.i0 * self.i0_factor)
+        self.i_n = self.law.current(self.eta)
 
         self.contact_area = msh.comm.allreduce(
             fem.assemble_scalar(fem.form(1.0 * ds_if)), op=MPI.SUM)
@@ -106,30 +106,27 @@ class CurrentDistribution:
         self.scalar_fields = {"V_we"}
 
     def _setup_stress_coupling(self, config: RunConfig) -> None:
-        """U_mech and the i0 factor of kinetics.stress_coupling from the (prescribed) interface
-        stresses; numeric copies are kept for post-processing."""
+        """U_mech [V], i0 factor and dmu_e [J/mol] of kinetics.stress_coupling. The stresses are
+        prescribed uniform values until the mechanics exists, so these are plain numbers; the
+        mechanics will pass UFL stress expressions to the same ``mechanical_terms``."""
         k = config.kinetics
         ps = k.prescribed_stress or PrescribedStress()
-        li = config.materials.li.resolve()
-        el = config.materials.electrolyte.resolve()
         model = k.stress_coupling.value
         needs_ion_volume = model in ("hydrostatic", "monroe_newman")
         params = CouplingParameters(
-            omega_li=li.require("molar_volume", "materials.li"),
-            omega_li_ion=el.require("molar_volume", "materials.electrolyte")
-            if needs_ion_volume else 0.0,
+            omega_li=config.materials.li.resolve().require("molar_volume", "materials.li"),
+            omega_li_ion=config.materials.electrolyte.resolve().require(
+                "molar_volume", "materials.electrolyte") if needs_ion_volume else 0.0,
             gamma=k.surface_energy, alpha_a=k.alpha_a, temperature=config.temperature)
-        values = {"sigma_nn_li": ps.sigma_nn_li, "sigma_h_li": ps.sigma_h_li,
-                  "sigma_h_e": ps.sigma_h_electrolyte, "tau_nn_li": ps.tau_nn_li,
-                  "tau_nn_e": ps.tau_nn_electrolyte, "curvature": ps.curvature}
-        stress = InterfaceStress(**{n: fem.Constant(self.mesh, float(v))
-                                    for n, v in values.items()})
-        U, factor = mechanical_terms(model, stress, params)
-        self.U_mech = U if not isinstance(U, float) else fem.Constant(self.mesh, U)
-        self.i0_factor = factor
-        num = InterfaceStress(**values)
-        self.U_mech_value, self.i0_factor_value = mechanical_terms(model, num, params, exp=np.exp)
-        self.dmu_e_value = monroe_newman_dmu(num, params) if model == "monroe_newman" else 0.0
+        stress = InterfaceStress(
+            sigma_nn_li=ps.sigma_nn_li, sigma_h_li=ps.sigma_h_li, sigma_h_e=ps.sigma_h_electrolyte,
+            tau_nn_li=ps.tau_nn_li, tau_nn_e=ps.tau_nn_electrolyte, curvature=ps.curvature)
+        U, factor = mechanical_terms(model, stress, params, exp=np.exp)
+        self.U_mech_value = float(U)
+        self.U_mech = fem.Constant(self.mesh, self.U_mech_value)
+        self.i0_factor = float(factor)
+        self.dmu_e_value = float(monroe_newman_dmu(stress, params)) \
+            if model == "monroe_newman" else 0.0
 
     def _conductivity(self, config: RunConfig) -> fem.Function:
         """kappa [S/m] as a DG0 field from the regions' materials."""
@@ -153,9 +150,7 @@ class CurrentDistribution:
         self.phi.x.array[:] = 0.0
         if self.config.control.mode == ControlMode.galvanostatic:
             i_mean = float(self.i_app.value) * self.projected_area / self.contact_area
-            law = RateLaw(self.law.model, self.law.i0 * float(self.i0_factor_value),
-                          self.law.alpha_a, self.law.alpha_c, self.f)
-            self.V_we.x.array[:] = float(self.U_mech_value) + law.overpotential(i_mean)
+            self.V_we.x.array[:] = self.U_mech_value + self.law.overpotential(i_mean)
         else:
             self.V_we.x.array[:] = float(self.V_app.value)
 

@@ -62,8 +62,10 @@ def build(g: InterfacialVoidGeometry, unit: float) -> None:
     for name, ents in curves.items():
         gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
 
-    edge_points = [p for _, p in gmsh.model.getEntities(0)
-                   if abs(gmsh.model.getValue(0, p, [])[1]) < tol
-                   and abs(gmsh.model.getValue(0, p, [])[0] - a) < tol]
+    def at_void_edge(point: int) -> bool:
+        x, y, _ = gmsh.model.getValue(0, point, [])
+        return abs(x - a) < tol and abs(y) < tol
+
+    edge_points = [p for _, p in gmsh.model.getEntities(0) if at_void_edge(p)]
     refine_near(curves["interface"] + curves["void_surface"], [(edge_points, h_edge)], h_if, h)
     gmsh.model.mesh.generate(2)
