@@ -35,7 +35,7 @@ shell: runtime
 	@ECM_FEM_TTY=1 $(CONTAINER) bash
 
 exec: runtime
-	@$(CONTAINER) bash -c "$(CMD)"
+	@$(CONTAINER) bash -c "$(value CMD)"
 
 lint: runtime
 	@$(CONTAINER) bash -c "python3 -m ruff check ecm_fem tests || echo 'ruff not in image'"

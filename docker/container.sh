@@ -5,10 +5,12 @@
 #
 #   docker/container.sh CMD [ARGS...]        e.g. docker/container.sh mpirun -n 2 ecm-fem run x.yaml
 #   ECM_FEM_TTY=1 docker/container.sh bash   interactive
+#   ECM_FEM_IMAGE=ecm_fem:latest ...         skip the rebuild check (development: with
+#                                            PYTHONPATH=$PWD the working tree is what runs)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/docker/runtime.sh" ensure
-TAG="$("$ROOT/docker/image.sh")"
+TAG="${ECM_FEM_IMAGE:-$("$ROOT/docker/image.sh")}"
 
 tty_flags=()
 if [ "${ECM_FEM_TTY:-0}" = 1 ] && [ -t 0 ]; then tty_flags=(-it); fi
