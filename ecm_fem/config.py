@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecm_fem.geometry.tags import SUBREGION_TAG_START
 from ecm_fem.materials import LIBRARY, PROPERTIES, Material, get_material
 
 
@@ -74,6 +75,14 @@ class PlanarGeometry(_Model):
         """Nominal electrode area per unit depth [m] (2D)."""
         return self.width
 
+    def subregions(self) -> dict[str, tuple[str, int]]:
+        """Named sub-regions with their own properties: name -> (parent region, cell tag)."""
+        return {}
+
+    @property
+    def has_resolved_sei(self) -> bool:
+        return self.sei_thickness > 0
+
 
 class InterfacialVoidGeometry(PlanarGeometry):
     """The planar stack with a void in the Li at the interface: a quarter ellipse at x = 0
@@ -101,16 +110,130 @@ class InterfacialVoidGeometry(PlanarGeometry):
         return self
 
 
+class LiProtrusionGeometry(PlanarGeometry):
+    """The planar stack with a Li protrusion into the electrolyte: a quarter ellipse at x = 0
+    (the side x = 0 is a symmetry line, so the cell holds half of a semi-elliptic boss of full
+    width 2 protrusion_half_width, repeated with period 2 width). The whole Li | electrolyte
+    contact, flat part and protrusion surface, is the interface."""
+
+    kind: Literal["li_protrusion"] = "li_protrusion"  # type: ignore[assignment]
+    protrusion_height: Length = Field(
+        2e-6, description="height h of the protrusion above the flat interface, along y [m]")
+    protrusion_half_width: Length = Field(
+        2e-6, description="half width b of the protrusion's base, along x [m]")
+    tip_mesh_size: Length | None = Field(
+        None, description="element size at the protrusion tip [m] "
+        "(default interface_mesh_size / 4)")
+
+    @property
+    def tip_size(self) -> float:
+        """Element size at the tip [m], the default filled in."""
+        return self.tip_mesh_size or self.interface_mesh_size / 4
+
+    @model_validator(mode="after")
+    def _protrusion_fits(self) -> LiProtrusionGeometry:
+        b, h = self.protrusion_half_width, self.protrusion_height
+        if b >= self.width:
+            raise ValueError(
+                f"protrusion_half_width = {b:g} m must be smaller than width = "
+                f"{self.width:g} m (the protrusion would cover the whole interface)")
+        if h >= self.electrolyte_thickness:
+            raise ValueError(f"protrusion_height = {h:g} m must be smaller than "
+                             f"electrolyte_thickness = {self.electrolyte_thickness:g} m "
+                             "(the protrusion would reach the counter boundary)")
+        if self.sei_thickness > 0:
+            raise ValueError(
+                "sei_thickness: a resolved SEI is not supported with a protrusion yet")
+        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
+            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
+                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
+        if self.tip_size > min(b, h) / 2:
+            raise ValueError(
+                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most half "
+                f"of min(protrusion_half_width, protrusion_height) = {min(b, h):g} m to "
+                "resolve the protrusion (set tip_mesh_size or interface_mesh_size smaller)")
+        return self
+
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SeiPatch(_Model):
+    """A stretch x_min < x < x_max of the SEI with its own thickness (and, through
+    ``materials.patches`` and ``kinetics.regions``, its own conductivity and kinetics)."""
+
+    name: Identifier = Field(description="patch name, the key in materials.patches and "
+                             "kinetics.regions")
+    x_min: Annotated[float, Field(ge=0, le=1.0)] = Field(description="left end of the patch [m]")
+    x_max: Length = Field(description="right end of the patch [m]")
+    thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
+        description="SEI thickness over the patch [m]; 0: a gap (cracked SEI), where Li touches "
+        "the electrolyte")
+
+
+class SeiHeterogeneousGeometry(PlanarGeometry):
+    """The planar stack with a resolved SEI of thickness ``sei_thickness`` (0 allowed: SEI only
+    on the patches) interrupted by patches of other thickness and properties. Each patch with
+    thickness > 0 is a sub-region of ``sei`` with its own cell tag (101, 102, ... in the order
+    listed); where the SEI is absent the Li touches the electrolyte. The Li | SEI and
+    Li | electrolyte contacts are all ``interface``; the SEI's top is ``sei_electrolyte``."""
+
+    kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
+    patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches, left to right")
+
+    @model_validator(mode="after")
+    def _patches_fit(self) -> SeiHeterogeneousGeometry:
+        names = [p.name for p in self.patches]
+        if len(set(names)) < len(names):
+            raise ValueError(f"patches: names must be unique (got {names})")
+        for k, p in enumerate(self.patches):
+            if p.x_max <= p.x_min:
+                raise ValueError(f"patches[{k}] ({p.name}): x_max must exceed x_min")
+            if p.x_max > self.width * (1 + 1e-12):
+                raise ValueError(f"patches[{k}] ({p.name}): x_max = {p.x_max:g} m is beyond "
+                                 f"width = {self.width:g} m")
+            if p.thickness >= self.electrolyte_thickness:
+                raise ValueError(f"patches[{k}] ({p.name}): thickness must be smaller than "
+                                 "electrolyte_thickness")
+            if k and p.x_min < self.patches[k - 1].x_max * (1 - 1e-12):
+                raise ValueError(f"patches[{k}] ({p.name}): patches must be listed left to "
+                                 "right without overlap")
+        return self
+
+    def subregions(self) -> dict[str, tuple[str, int]]:
+        return {p.name: ("sei", SUBREGION_TAG_START + k)
+                for k, p in enumerate(self.patches) if p.thickness > 0}
+
+    @property
+    def has_resolved_sei(self) -> bool:
+        return self.sei_thickness > 0 or any(p.thickness > 0 for p in self.patches)
+
+    def sei_pieces(self) -> list[tuple[float, float, float, str]]:
+        """The SEI as (x_min, x_max, thickness [m], sub-region name or 'sei') pieces covering
+        0 < x < width, gaps included with thickness 0."""
+        pieces, x = [], 0.0
+        for p in self.patches:
+            if p.x_min > x:
+                pieces.append((x, p.x_min, self.sei_thickness, "sei"))
+            pieces.append((p.x_min, p.x_max, p.thickness, p.name))
+            x = p.x_max
+        if x < self.width:
+            pieces.append((x, self.width, self.sei_thickness, "sei"))
+        return pieces
+
+
 def _geometry_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "planar")
     return getattr(value, "kind", "planar")
 
 
-GEOMETRY_KINDS = ("planar", "interfacial_void")
+GEOMETRY_KINDS = ("planar", "interfacial_void", "sei_heterogeneous", "li_protrusion")
 Geometry = Annotated[
     Annotated[PlanarGeometry, Tag("planar")]
-    | Annotated[InterfacialVoidGeometry, Tag("interfacial_void")],
+    | Annotated[InterfacialVoidGeometry, Tag("interfacial_void")]
+    | Annotated[SeiHeterogeneousGeometry, Tag("sei_heterogeneous")]
+    | Annotated[LiProtrusionGeometry, Tag("li_protrusion")],
     Discriminator(_geometry_kind),
 ]
 
@@ -167,8 +290,14 @@ class Materials(_Model):
                               description="the resolved SEI layer, where the geometry has one")
     gb: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="llzo"),
                              description="grain-boundary phase, where the geometry has one")
+    patches: dict[str, MaterialSpec] = Field(
+        default_factory=dict, description="materials of named sub-regions (SEI patches); a "
+        "sub-region not listed takes its parent region's material")
 
-    def for_region(self, region: str) -> Material:
+    def for_region(self, region: str, parent: str | None = None) -> Material:
+        """The material of a region, or of a named sub-region of ``parent``."""
+        if parent is not None:
+            return (self.patches.get(region) or getattr(self, parent)).resolve()
         return getattr(self, region).resolve()
 
 
@@ -202,6 +331,27 @@ class PrescribedStress(_Model):
     curvature: float = Field(0.0, description="interface mean curvature [1/m]")
 
 
+Alpha = Annotated[float, Field(gt=0, le=1)]
+
+
+class RegionKinetics(_Model):
+    """Kinetics of the Li contact with one region or sub-region; unset values are those of
+    the kinetics section."""
+
+    i0: Positive | None = Field(None, description="exchange current density [A/m^2]")
+    alpha_a: Alpha | None = Field(None, description="anodic transfer coefficient [-]")
+    alpha_c: Alpha | None = Field(None, description="cathodic transfer coefficient [-]")
+
+
+class SeiFilm(_Model):
+    """The SEI as a film resistance R = thickness / conductivity [Ohm m^2] in series with the
+    charge transfer on the whole interface (instead of a resolved layer)."""
+
+    thickness: Annotated[float, Field(gt=0, le=1e-5)] = Field(description="film thickness [m]")
+    conductivity: Positive | None = Field(
+        None, description="film ionic conductivity [S/m] (default: materials.sei)")
+
+
 class Kinetics(_Model):
     """Interface kinetics at the Li working electrode (PHYSICS.md section 3)."""
 
@@ -222,6 +372,23 @@ class Kinetics(_Model):
     surface_energy: Positive = Field(
         0.556, description="Li surface energy gamma [J/m^2] (monroe_newman)"
     )
+    regions: dict[str, RegionKinetics] = Field(
+        default_factory=dict, description="per-contact overrides: the Li interface takes the "
+        "kinetics of the region it touches (electrolyte, sei, gb or an SEI patch name)")
+    sei_film: SeiFilm | None = Field(
+        None, description="SEI as a film resistance on the interface (no resolved SEI layer)")
+
+    def for_contact(self, region: str, parent: str | None = None) -> tuple[float, float, float]:
+        """(i0, alpha_a, alpha_c) where Li touches ``region`` (a sub-region of ``parent``):
+        the sub-region's override, else the parent's, else this section's values."""
+        values = [self.i0, self.alpha_a, self.alpha_c]
+        for name in (parent, region):
+            override = self.regions.get(name) if name else None
+            if override is not None:
+                for k, key in enumerate(("i0", "alpha_a", "alpha_c")):
+                    if getattr(override, key) is not None:
+                        values[k] = getattr(override, key)
+        return values[0], values[1], values[2]
 
     @model_validator(mode="after")
     def _stress_source(self) -> Kinetics:
@@ -371,7 +538,42 @@ class RunConfig(_Model):
                     f"materials.{region}: the material has no ionic conductivity; set "
                     f"materials.{region}.conductivity"
                 )
+        for name, (parent, _) in self.geometry.subregions().items():
+            if self.materials.for_region(name, parent).conductivity is None:
+                raise ValueError(f"materials.patches.{name}: the material has no ionic "
+                                 "conductivity")
         return self
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> RunConfig:
+        subregions = self.geometry.subregions()
+        for name in self.materials.patches:
+            if name not in subregions:
+                raise ValueError(
+                    f"materials.patches.{name}: the geometry has no sub-region '{name}' "
+                    f"(it has: {', '.join(subregions) or 'none'})")
+        contacts = ("electrolyte", "sei", "gb", *subregions)
+        for name in self.kinetics.regions:
+            if name not in contacts:
+                raise ValueError(f"kinetics.regions.{name}: no such region or sub-region "
+                                 f"(known: {', '.join(contacts)})")
+        film = self.kinetics.sei_film
+        if film is not None:
+            if self.geometry.has_resolved_sei:
+                raise ValueError("kinetics.sei_film: the geometry already resolves the SEI as a "
+                                 "layer; use one or the other")
+            if film.conductivity is None and self.materials.sei.resolve().conductivity is None:
+                raise ValueError("kinetics.sei_film.conductivity: needed (materials.sei has none)")
+        return self
+
+    def film_resistance(self) -> float:
+        """Area-specific resistance of the SEI film [Ohm m^2] (0 without a film)."""
+        film = self.kinetics.sei_film
+        if film is None:
+            return 0.0
+        kappa = film.conductivity or self.materials.sei.resolve().conductivity
+        assert kappa is not None
+        return film.thickness / kappa
 
 
 # ----------------------------------------------------------------------------- loading

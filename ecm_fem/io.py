@@ -29,7 +29,7 @@ from dolfinx.io import VTXWriter
 
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
-INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e"]
+INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct", "region"]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -83,6 +83,10 @@ def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False) -> Path
     return Path(moved) if moved else None
 
 
+def _cell(column: str, value: float) -> str:
+    return str(int(value)) if column == "region" else repr(float(value))
+
+
 class RunWriter:
     """Collects history and interface rows and writes the run's files (collective calls)."""
 
@@ -111,7 +115,7 @@ class RunWriter:
         n = len(profile["x"])
         for k in range(n):
             w.writerow([repr(float(row["time"]))]
-                       + [repr(float(profile[c][k])) for c in INTERFACE_COLUMNS[1:]])
+                       + [_cell(c, profile[c][k]) for c in INTERFACE_COLUMNS[1:]])
         if self.comm.rank == 0:
             self._flush_tables()
 

@@ -38,7 +38,12 @@ class MeshData:
     mesh: dmesh.Mesh
     cell_tags: dmesh.MeshTags
     facet_tags: dmesh.MeshTags
-    ion: Region  # the ion-conducting regions (electrolyte, sei, gb)
+    ion: Region  # the ion-conducting regions (electrolyte, sei, gb) with their sub-regions
+    subregions: dict[str, tuple[str, int]]  # name -> (parent region, cell tag)
+
+    def region_tags(self, region: str) -> list[int]:
+        """Cell tags of ``region`` including all its named sub-regions."""
+        return [CELL_TAGS[region]] + [t for p, t in self.subregions.values() if p == region]
 
 
 def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
@@ -75,9 +80,11 @@ def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
     msh.name = config.name
     tdim = msh.topology.dim
     msh.topology.create_connectivity(tdim - 1, tdim)
+    subregions = g.subregions()
     ion_ids = [CELL_TAGS[n] for n in ION_CONDUCTING]
+    ion_ids += [tag for parent, tag in subregions.values() if parent in ION_CONDUCTING]
     ion = extract_region(msh, cell_tags, facet_tags, ion_ids)
-    return MeshData(msh, cell_tags, facet_tags, ion)
+    return MeshData(msh, cell_tags, facet_tags, ion, subregions)
 
 
 def extract_region(

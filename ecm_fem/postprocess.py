@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from mpi4py import MPI
 
+import basix
 import numpy as np
+import ufl
 from dolfinx import fem
 
 from ecm_fem.geometry.tags import FACET_TAGS
@@ -29,29 +31,67 @@ def real_value(u: fem.Function) -> float:
     return comm.allreduce(local, op=MPI.SUM)
 
 
-def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
-    """i_n and eta at the interface dofs of phi, sorted by position; full arrays on every rank.
+PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", "region"]
 
-    Keys follow the interface.csv contract: x, y, z, i_n, eta, U_mech, dmu_e.
+
+def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
+    """i_n, eta and the mechanical terms at the interface, sorted by position; full arrays on
+    every rank.
+
+    The values are evaluated inside the cell on each interface facet, at the Lagrange points of
+    phi's degree that lie on the facet, so properties that jump between regions (SEI patches)
+    give two rows at a shared point, one per side (told apart by ``region``, the cell tag).
+    Keys follow the interface.csv contract: x, y, z, i_n, eta (= V_we - phi - U_mech),
+    eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region.
     """
-    V = p.V
-    comm = p.mesh.comm
-    fdim = p.mesh.topology.dim - 1
-    facets = p.region.facet_tags.find(FACET_TAGS["interface"])
-    dofs = fem.locate_dofs_topological(V, fdim, facets)
-    dofs = dofs[dofs < V.dofmap.index_map.size_local]  # owned only: each point once
-    xyz = V.tabulate_dof_coordinates()[dofs]
-    phi = p.phi.x.array[dofs]
-    V_we = real_value(p.V_we)
-    eta = V_we - phi - p.U_mech_value
-    i_n = p.law.current_numpy(eta)
-    local = np.column_stack([xyz, i_n, eta, np.full_like(eta, p.U_mech_value),
-                             np.full_like(eta, p.dmu_e_value)])
+    msh = p.mesh
+    comm = msh.comm
+    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+    msh.topology.create_connectivity(fdim, tdim)
+    msh.topology.create_connectivity(tdim, fdim)
+    f_to_c, c_to_f = msh.topology.connectivity(fdim, tdim), msh.topology.connectivity(tdim, fdim)
+    n_owned = msh.topology.index_map(tdim).size_local
+    cells, local_facets = [], []
+    for facet in p.region.facet_tags.find(FACET_TAGS["interface"]):
+        cell = f_to_c.links(facet)[0]
+        if cell < n_owned:  # each cell is owned by one rank: each facet is visited once
+            cells.append(cell)
+            local_facets.append(int(np.flatnonzero(c_to_f.links(cell) == facet)[0]))
+
+    element = basix.create_element(basix.ElementFamily.P, _basix_cell(msh),
+                                   p.V.ufl_element().basix_element.degree,
+                                   basix.LagrangeVariant.gll_warped)
+    x = ufl.SpatialCoordinate(msh)
+    coords = [x[k] if k < msh.geometry.dim else 0.0 * x[0] for k in range(3)]
+    expr = fem.Expression(ufl.as_vector([*coords, p.i_n, p.eta, p.eta_ct, p.U_mech, p.dmu_e]),
+                          element.points)
+    n_values = 8
+    if cells:
+        values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
+        values = values.reshape(len(cells), len(element.points), n_values)
+        closure = element.entity_closure_dofs[fdim]
+        tag_of = np.zeros(n_owned, dtype=np.int32)
+        tag_of[p.region.cell_tags.indices[p.region.cell_tags.indices < n_owned]] = \
+            p.region.cell_tags.values[p.region.cell_tags.indices < n_owned]
+        rows = [np.column_stack([values[k, closure[lf]],
+                                 np.full(len(closure[lf]), tag_of[c], dtype=float)])
+                for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True))]
+        local = np.vstack(rows)
+    else:
+        local = np.zeros((0, n_values + 1))
     table = np.vstack(comm.allgather(local))
-    order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
+    # one row per point and side: points shared by neighbouring facets of one region collapse
+    scale = max(float(np.abs(table[:, :3]).max()), 1e-300) if len(table) else 1.0
+    key = np.column_stack([np.round(table[:, :3] / scale, 11), table[:, -1]])
+    _, first = np.unique(key, axis=0, return_index=True)
+    table = table[np.sort(first)]
+    order = np.lexsort((table[:, -1], table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
-    names = ["x", "y", "z", "i_n", "eta", "U_mech", "dmu_e"]
-    return {n: table[:, k] for k, n in enumerate(names)}
+    return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
+
+
+def _basix_cell(msh) -> basix.CellType:
+    return getattr(basix.CellType, msh.topology.cell_name())
 
 
 def step_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict[str, float]:

@@ -9,6 +9,10 @@ second Butler-Volmer electrode at potential 0.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
 from mpi4py import MPI
 
 import numpy as np
@@ -33,12 +37,20 @@ from ecm_fem.physics.stress_coupling import (
 class CurrentDistribution:
     """phi and V_we with Butler-Volmer kinetics at the Li interface.
 
+    The interface takes the kinetics (i0, alpha_a, alpha_c) of the ion-conducting cell it
+    touches, so Li | electrolyte, Li | SEI and each SEI patch can differ: these parameters and
+    the conductivity are cell-wise (DG0) fields. With ``kinetics.sei_film`` the SEI is a series
+    film resistance R_f: the charge-transfer overpotential eta_ct = eta - R_f i_n is then an
+    extra unknown on the interface (see ``_add_film``).
+
     Attributes:
-        phi, V_we: the unknowns (dolfinx Functions).
+        phi, V_we: the unknowns (dolfinx Functions); eta_ct too with an SEI film.
         i_app: applied current density [A/m^2] (a Constant the time loop updates).
         V_app: applied V_we [V] under potentiostatic control.
+        eta: UFL total interface overpotential V_we - phi - U_mech [V].
+        eta_ct: UFL charge-transfer overpotential [V] (eta without a film).
         i_n: UFL expression of the interface current density [A/m^2].
-        residuals, unknowns, names, bcs: what ``BlockedNewtonSolver`` needs.
+        residuals, unknowns, names, bcs, jacobi_fields: what ``BlockedNewtonSolver`` needs.
     """
 
     def __init__(self, config: RunConfig, mesh_data: MeshData):
@@ -51,15 +63,25 @@ class CurrentDistribution:
         f = FARADAY / (GAS_CONSTANT * config.temperature)
         self.f = f
         k = config.kinetics
-        self._setup_stress_coupling(config)
+        self.regions = self._ion_regions(mesh_data)
+
+        self.kappa = self._cellwise(
+            "kappa", lambda name, parent: config.materials.for_region(name, parent).require(
+                "conductivity", f"materials.{'patches.' if parent else ''}{name}"))
+        i0, alpha_a, alpha_c = (
+            self._cellwise(label, lambda name, parent, j=j: k.for_contact(name, parent)[j])
+            for j, label in enumerate(("i0", "alpha_a", "alpha_c")))
+        self.kinetic_parameters = {"i0": i0, "alpha_a": alpha_a, "alpha_c": alpha_c}
+        i0_factor = self._setup_stress_coupling(config, alpha_a)
+        # the rate law of the kinetics section's values, as numbers (initial guess, tests)
         self.law = RateLaw(k.model.value, k.i0 * self.i0_factor, k.alpha_a, k.alpha_c, f)
+        law = RateLaw(k.model.value, i0_factor * i0, alpha_a, alpha_c, f)
 
         self.V = fem.functionspace(msh, ("Lagrange", config.discretisation.phi_degree))
         self.R = scifem.create_real_functionspace(msh)
         self.phi = fem.Function(self.V, name="phi")
         self.V_we = fem.Function(self.R, name="V_we")
 
-        self.kappa = self._conductivity(config)
         self.dx = ufl.Measure("dx", domain=msh)
         self.ds = ufl.Measure("ds", domain=msh, subdomain_data=ion.facet_tags)
         ds_if = self.ds(FACET_TAGS["interface"])
@@ -68,7 +90,22 @@ class CurrentDistribution:
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))
         self.eta = self.V_we - self.phi - self.U_mech
-        self.i_n = self.law.current(self.eta)
+        self.residuals: list[ufl.Form] = []
+        self.unknowns: list[fem.Function] = [self.phi, self.V_we]
+        self.names = ["phi", "V_we"]
+        self.jacobi_fields = {"V_we"}
+        self.bcs: list[fem.DirichletBC] = []
+        self.film_resistance = config.film_resistance()
+        self.eta_ct_function: fem.Function | None = None
+        if self.film_resistance > 0:
+            self.eta_ct = self._add_film(law, ds_if)
+            # equal to law.current(eta_ct) once the film relation holds; written through the
+            # film's ohmic drop so that phi's block carries the film conductance (a Robin term
+            # that AMG sees) and V_we's block has a nonzero diagonal
+            self.i_n = (self.eta - self.eta_ct) / self.film_resistance
+        else:
+            self.eta_ct = self.eta
+            self.i_n = law.current(self.eta_ct)
 
         self.contact_area = msh.comm.allreduce(
             fem.assemble_scalar(fem.form(1.0 * ds_if)), op=MPI.SUM)
@@ -81,7 +118,6 @@ class CurrentDistribution:
         F_phi = ec.ohmic_residual(self.phi, v, self.kappa, self.dx)
         F_phi += ec.electrode_flux_residual(self.i_n, v, ds_if)
 
-        self.bcs: list[fem.DirichletBC] = []
         counter_facets = ion.facet_tags.find(FACET_TAGS["counter"])
         c = config.counter
         self.counter_law = None
@@ -99,16 +135,39 @@ class CurrentDistribution:
         else:
             # pins V_we; scaled like a current so both residual blocks have the same units
             F_V = k.i0 * f * (self.V_we - self.V_app) * q * ds_if
+        self.residuals = [F_phi, F_V, *self.residuals]  # the film's residual goes last
 
-        self.residuals = [F_phi, F_V]
-        self.unknowns = [self.phi, self.V_we]
-        self.names = ["phi", "V_we"]
-        self.scalar_fields = {"V_we"}
+    def _add_film(self, law: RateLaw, ds_if: ufl.Measure) -> fem.Function:
+        """The SEI film: eta_ct on the interface dofs of a copy of phi's space (every other dof
+        pinned to 0 by a Dirichlet condition), with the series relation
+        eta_ct + R_f i_n(eta_ct) = eta on the interface. A trace space on a facet submesh
+        would hold only the interface dofs; the pinned copy keeps the assembly on one mesh."""
+        V_ct = fem.functionspace(self.mesh, self.V.ufl_element())
+        eta_ct = fem.Function(V_ct, name="eta_ct")
+        fdim = self.mesh.topology.dim - 1
+        interface = fem.locate_dofs_topological(
+            V_ct, fdim, self.region.facet_tags.find(FACET_TAGS["interface"]))
+        index_map = V_ct.dofmap.index_map
+        pinned = np.setdiff1d(np.arange(index_map.size_local + index_map.num_ghosts,
+                                        dtype=np.int32), interface)
+        self._film_bc = fem.dirichletbc(0.0, pinned, V_ct)
+        self.bcs.append(self._film_bc)
+        w = ufl.TestFunction(V_ct)
+        scale = self.config.kinetics.i0 * self.f  # [A/(V m^2)]: residual in A/m like the others
+        self.residuals.append(
+            scale * (eta_ct + self.film_resistance * law.current(eta_ct) - self.eta) * w * ds_if)
+        self.unknowns.append(eta_ct)
+        self.names.append("eta_ct")
+        self.jacobi_fields.add("eta_ct")
+        self.eta_ct_function = eta_ct
+        return eta_ct
 
-    def _setup_stress_coupling(self, config: RunConfig) -> None:
-        """U_mech [V], i0 factor and dmu_e [J/mol] of kinetics.stress_coupling. The stresses are
-        prescribed uniform values until the mechanics exists, so these are plain numbers; the
-        mechanics will pass UFL stress expressions to the same ``mechanical_terms``."""
+    def _setup_stress_coupling(self, config: RunConfig, alpha_a: fem.Function) -> Any:
+        """U_mech [V] and dmu_e [J/mol] of kinetics.stress_coupling as Constants, and the i0
+        factor as a UFL expression (it depends on the cell-wise alpha_a); the numbers for the
+        kinetics section's alpha_a go to U_mech_value, i0_factor and dmu_e_value. The stresses
+        are prescribed uniform values until the mechanics exists; the mechanics will pass UFL
+        stress expressions to the same ``mechanical_terms``."""
         k = config.kinetics
         ps = k.prescribed_stress or PrescribedStress()
         model = k.stress_coupling.value
@@ -127,32 +186,52 @@ class CurrentDistribution:
         self.i0_factor = float(factor)
         self.dmu_e_value = float(monroe_newman_dmu(stress, params)) \
             if model == "monroe_newman" else 0.0
+        self.dmu_e = fem.Constant(self.mesh, self.dmu_e_value)
+        cellwise = dataclasses.replace(params, alpha_a=alpha_a)
+        return mechanical_terms(model, stress, cellwise, exp=ufl.exp)[1]
 
-    def _conductivity(self, config: RunConfig) -> fem.Function:
-        """kappa [S/m] as a DG0 field from the regions' materials."""
-        Q = fem.functionspace(self.mesh, ("DG", 0))
-        kappa = fem.Function(Q, name="kappa")
+    def _ion_regions(self, mesh_data: MeshData) -> dict[int, tuple[str, str | None]]:
+        """cell tag -> (region or sub-region name, parent region) of the ion-conducting cells."""
+        regions: dict[int, tuple[str, str | None]] = {CELL_TAGS[r]: (r, None)
+                                                      for r in ION_CONDUCTING}
+        for name, (parent, tag) in mesh_data.subregions.items():
+            if parent in ION_CONDUCTING:
+                regions[tag] = (name, parent)
         tags = self.region.cell_tags
-        known = {CELL_TAGS[r]: r for r in ION_CONDUCTING}
-        unknown = np.setdiff1d(np.unique(tags.values), list(known))
+        unknown = np.setdiff1d(np.unique(tags.values), list(regions))
         if len(unknown):
             raise ValueError(f"mesh: ion-conducting cells with unknown tag(s) {unknown.tolist()}")
-        for tag, region in known.items():
-            material = config.materials.for_region(region)
-            kappa.x.array[tags.find(tag)] = material.require("conductivity",
-                                                             f"materials.{region}")
-        kappa.x.scatter_forward()
-        return kappa
+        return regions
+
+    def _cellwise(self, name: str, value: Callable[[str, str | None], float]) -> fem.Function:
+        """A DG0 field on the ion-conducting cells with ``value(region, parent)`` per region."""
+        Q = fem.functionspace(self.mesh, ("DG", 0))
+        field = fem.Function(Q, name=name)
+        tags = self.region.cell_tags
+        for tag, (region, parent) in self.regions.items():
+            cells = tags.find(tag)
+            if len(cells):
+                field.x.array[cells] = value(region, parent)
+        field.x.scatter_forward()
+        return field
 
     def initial_guess(self) -> None:
         """A start for Newton that keeps the exponentials of Butler-Volmer in range: phi = 0 and,
-        under galvanostatic control, V_we = U_mech + eta of the mean contact current."""
+        under galvanostatic control, V_we = U_mech + eta of the mean contact current (with the
+        film's ohmic drop; eta_ct starts at the charge-transfer part)."""
         self.phi.x.array[:] = 0.0
         if self.config.control.mode == ControlMode.galvanostatic:
             i_mean = float(self.i_app.value) * self.projected_area / self.contact_area
-            self.V_we.x.array[:] = self.U_mech_value + self.law.overpotential(i_mean)
+            eta_ct = self.law.overpotential(i_mean)
+            self.V_we.x.array[:] = self.U_mech_value + eta_ct + self.film_resistance * i_mean
         else:
+            eta_ct = 0.0
             self.V_we.x.array[:] = float(self.V_app.value)
+        if self.eta_ct_function is not None:
+            u = self.eta_ct_function
+            u.x.array[:] = 0.0
+            free = np.setdiff1d(np.arange(len(u.x.array)), self._film_bc.dof_indices()[0])
+            u.x.array[free] = eta_ct
 
     def set_time(self, t: float) -> None:
         self.i_app.value = self.config.control.current_at(t)

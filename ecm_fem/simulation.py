@@ -62,7 +62,7 @@ def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolv
                                "snes_max_it": s.max_iterations}
     options.update(s.petsc_options)
     return BlockedNewtonSolver(p.residuals, p.unknowns, p.names, p.bcs, options=options,
-                               linear_solver=s.linear_solver, scalar_fields=p.scalar_fields)
+                               linear_solver=s.linear_solver, jacobi_fields=p.jacobi_fields)
 
 
 def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
@@ -113,7 +113,9 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     problem = CurrentDistribution(config, mesh_data)
     solver = build_solver(problem, config)
     timings["setup"] = time.perf_counter() - t
-    dofs = {"phi": problem.V.dofmap.index_map.size_global, "V_we": 1}
+    dofs = {name: u.function_space.dofmap.index_map.size_global
+            * u.function_space.dofmap.index_map_bs
+            for name, u in zip(problem.names, problem.unknowns, strict=True)}
     log.info("dofs: %s (setup incl. JIT %.2f s)", ", ".join(f"{k} {v}" for k, v in dofs.items()),
              timings["setup"])
 

@@ -45,7 +45,7 @@ class SolveReport:
 _SNES_REASONS = {v: k for k, v in vars(PETSc.SNES.ConvergedReason).items() if k.isupper()}
 
 
-def default_options(field_names: Sequence[str], linear_solver: str, scalar_fields: set[str]
+def default_options(field_names: Sequence[str], linear_solver: str, jacobi_fields: set[str]
                     ) -> dict[str, Any]:
     """PETSc options of the standard solve (without prefix)."""
     opts: dict[str, Any] = {
@@ -72,7 +72,7 @@ def default_options(field_names: Sequence[str], linear_solver: str, scalar_field
     for name in field_names:
         p = f"fieldsplit_{name}_"
         opts[p + "ksp_type"] = "preonly"
-        if name in scalar_fields:
+        if name in jacobi_fields:
             opts[p + "pc_type"] = "jacobi"
         else:
             opts[p + "pc_type"] = "hypre"
@@ -89,7 +89,8 @@ class BlockedNewtonSolver:
         names: field names, used for the field split and the log.
         bcs: Dirichlet conditions on any of the unknowns' spaces.
         options: PETSc options (without the prefix) on top of ``default_options``.
-        scalar_fields: names of one-dof (real-space) fields, preconditioned by Jacobi.
+        jacobi_fields: fields preconditioned by point Jacobi instead of AMG: one-dof real
+            spaces and interface unknowns (whose blocks are mass-like, not elliptic).
     """
 
     def __init__(
@@ -100,7 +101,7 @@ class BlockedNewtonSolver:
         bcs: Sequence[fem.DirichletBC] = (),
         options: dict[str, Any] | None = None,
         linear_solver: str = "iterative",
-        scalar_fields: set[str] | None = None,
+        jacobi_fields: set[str] | None = None,
         jit_options: dict | None = None,
     ):
         self.u = list(unknowns)
@@ -133,7 +134,7 @@ class BlockedNewtonSolver:
 
         self.snes = PETSc.SNES().create(comm)
         self.snes.setOptionsPrefix(PREFIX)
-        opts = default_options(self.names, linear_solver, scalar_fields or set())
+        opts = default_options(self.names, linear_solver, jacobi_fields or set())
         opts.update(options or {})
         petsc_opts = PETSc.Options()
         for k, v in opts.items():

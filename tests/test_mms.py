@@ -95,7 +95,7 @@ def solve(n: int, degree: int, model: str, k1: float = KAPPA, k2: float = KAPPA
     u_bc.interpolate(fem.Expression(pe, V.element.interpolation_points()))
     bc = fem.dirichletbc(u_bc, bc_dofs)
     solver = BlockedNewtonSolver([F_phi, F_V], [phi, V_we], ["phi", "V_we"], [bc],
-                                 scalar_fields={"V_we"})
+                                 jacobi_fields={"V_we"})
     report = solver.solve()
     solver.destroy()
     err = phi - pe

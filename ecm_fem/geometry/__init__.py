@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ecm_fem.geometry import interfacial_void, planar
+from ecm_fem.geometry import interfacial_void, li_protrusion, planar, sei_heterogeneous
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
 BUILDERS: dict[str, Builder] = {
     "planar": planar.build,
     "interfacial_void": interfacial_void.build,
+    "sei_heterogeneous": sei_heterogeneous.build,
+    "li_protrusion": li_protrusion.build,
 }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gmsh
 
+from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+
 MODEL_UNIT = 1e-6  # m per gmsh model unit
 
 
@@ -46,3 +48,56 @@ def refine_near(curves: list[int], points: list[tuple[list[int], float]], h_inte
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+
+
+def add_ellipse_disk(rx: float, ry: float) -> int:
+    """OCC disk centred at the origin with semi-axes ``rx`` along x and ``ry`` along y. OCC
+    wants the major radius first, so a tall ellipse is drawn with its major axis turned to y
+    (OCC ignores ``xAxis`` unless ``zAxis`` is given too)."""
+    occ = gmsh.model.occ
+    if rx >= ry:
+        return occ.addDisk(0.0, 0.0, 0.0, rx, ry)
+    return occ.addDisk(0.0, 0.0, 0.0, ry, rx, zAxis=[0.0, 0.0, 1.0], xAxis=[0.0, 1.0, 0.0])
+
+
+def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
+                top: float) -> dict[str, list[int]]:
+    """The curves of the synchronised model by what they separate, for a cell 0 < x < width,
+    bottom < y < top with Li at the bottom: 'interface' between a ``li`` surface and an
+    ion-conducting one (electrolyte, sei, gb), 'sei_electrolyte' between ``sei`` and
+    ``electrolyte``; on the outer box 'side' (x = 0, width), 'li_cc' (y = bottom), 'counter'
+    (y = top); any other boundary curve is 'free' (void walls, crack faces). Curves between two
+    surfaces of one region are internal and left out."""
+    occ = gmsh.model.occ
+    region = {s: name for name, ents in surfaces.items() for s in ents}
+    tol = 1e-9 * max(width, top - bottom)
+    out: dict[str, list[int]] = {n: [] for n in ("interface", "sei_electrolyte", "li_cc",
+                                                 "counter", "side", "free")}
+    for _, c in gmsh.model.getEntities(1):
+        up = gmsh.model.getAdjacencies(1, c)[0]
+        xm, ym, _ = occ.getCenterOfMass(1, c)
+        if len(up) == 2:
+            sides = {region[s] for s in up}
+            if "li" in sides and len(sides) == 2:
+                out["interface"].append(c)
+            elif sides == {"sei", "electrolyte"}:
+                out["sei_electrolyte"].append(c)
+        elif abs(xm) < tol or abs(xm - width) < tol:
+            out["side"].append(c)
+        elif abs(ym - bottom) < tol:
+            out["li_cc"].append(c)
+        elif abs(ym - top) < tol:
+            out["counter"].append(c)
+        else:
+            out["free"].append(c)
+    return out
+
+
+def add_physical_groups(surfaces: dict[str, list[int]], curves: dict[str, list[int]]) -> None:
+    """Physical groups with the fixed names and ids of ``tags`` (empty lists are skipped)."""
+    for name, ents in surfaces.items():
+        if ents:
+            gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
+    for name, ents in curves.items():
+        if ents:
+            gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)

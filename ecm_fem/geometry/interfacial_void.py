@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import gmsh
 
-from ecm_fem.geometry._gmsh import curve_end_points, refine_near
-from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+from ecm_fem.geometry._gmsh import add_ellipse_disk, add_physical_groups, refine_near, sort_curves
 
 if TYPE_CHECKING:
     from ecm_fem.config import InterfacialVoidGeometry
@@ -27,11 +26,7 @@ def build(g: InterfacialVoidGeometry, unit: float) -> None:
 
     li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
     el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
-    if a >= b:
-        void = occ.addDisk(0.0, 0.0, 0.0, a, b)
-    else:  # OCC wants the major radius first: turn the ellipse's x axis to y
-        void = occ.addDisk(0.0, 0.0, 0.0, b, a, xAxis=[0.0, 1.0, 0.0])
-    li_cut, _ = occ.cut([(2, li)], [(2, void)])
+    li_cut, _ = occ.cut([(2, li)], [(2, add_ellipse_disk(a, b))])
     occ.fragment(li_cut, [(2, el)])
     occ.synchronize()
 
@@ -40,27 +35,10 @@ def build(g: InterfacialVoidGeometry, unit: float) -> None:
     for _, s in gmsh.model.getEntities(2):
         _, y, _ = occ.getCenterOfMass(2, s)
         surfaces["li" if y < 0 else "electrolyte"].append(s)
-
-    curves: dict[str, list[int]] = {n: [] for n in
-                                    ("interface", "li_cc", "counter", "side", "void_surface")}
-    for _, c in gmsh.model.getEntities(1):
-        (x0, y0), (x1, y1) = curve_end_points(c)
-        xm, ym, _ = occ.getCenterOfMass(1, c)
-        if abs(x0 - x1) < tol and (abs(x0) < tol or abs(x0 - W) < tol):
-            curves["side"].append(c)
-        elif abs(y0 - y1) < tol and abs(y0 + L_li) < tol:
-            curves["li_cc"].append(c)
-        elif abs(y0 - y1) < tol and abs(y0 - L_e) < tol:
-            curves["counter"].append(c)
-        elif abs(y0 - y1) < tol and abs(y0) < tol and xm > a:
-            curves["interface"].append(c)
-        else:  # the electrolyte face above the void and the Li's void wall
-            curves["void_surface"].append(c)
-
-    for name, ents in surfaces.items():
-        gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
-    for name, ents in curves.items():
-        gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
+    curves = sort_curves(surfaces, W, -L_li, L_e)
+    # the electrolyte face above the void and the Li's void wall
+    curves["void_surface"] = curves.pop("free")
+    add_physical_groups(surfaces, curves)
 
     def at_void_edge(point: int) -> bool:
         x, y, _ = gmsh.model.getValue(0, point, [])

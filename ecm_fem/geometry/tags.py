@@ -13,3 +13,4 @@ FACET_TAGS: dict[str, int] = {
     "gb_boundary": 18,
 }
 ION_CONDUCTING = ("sei", "electrolyte", "gb")
+SUBREGION_TAG_START = 101  # first cell tag of named sub-regions (SEI patches, grains)
