@@ -490,6 +490,13 @@ class Time(_Model):
 # ----------------------------------------------------------------------------- numerics, output
 class Discretisation(_Model):
     phi_degree: Literal[1, 2] = Field(1, description="Lagrange degree of the potential")
+    geometry_order: Literal[1, 2] | None = Field(
+        None, description="order of the mesh geometry: 2 bends element edges onto curved "
+        "boundaries (voids, protrusions); default: phi_degree (isoparametric)")
+
+    @property
+    def mesh_order(self) -> int:
+        return self.geometry_order or self.phi_degree
 
 
 class Solver(_Model):

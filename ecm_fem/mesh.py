@@ -60,6 +60,8 @@ def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
         gmsh.model.add(config.name)
         try:
             builder(g, MODEL_UNIT)
+            if config.discretisation.mesh_order > 1:
+                gmsh.model.mesh.setOrder(config.discretisation.mesh_order)
         except Exception as exc:  # report on every rank below instead of hanging the others
             error = f"geometry ({g.kind}): gmsh failed: {exc}"
     error = comm.bcast(error, root=0)
