@@ -1,4 +1,4 @@
-"""Command line: ``ecm-fem run|validate|schema|info|warm-cache``. ``main(argv) -> int`` is
+"""Command line: ``ecm-fem run|validate|plot|schema|info|warm-cache``. ``main(argv) -> int`` is
 testable in-process.
 
 Exit codes: 0 success, 1 unexpected error, 2 config error (bad YAML, unknown key, impossible
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
+    pl = sub.add_parser("plot", help="(re)make the PNG plots of a run folder")
+    pl.add_argument("run_dir", help="output folder of a run")
+
     s = sub.add_parser("schema", help="print the JSON schema of the config (for editors)")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "schema":
         return _schema(args)
+    if args.command == "plot":
+        return _plot(args)
 
     from mpi4py import MPI
 
@@ -135,6 +140,18 @@ def _validate(args, comm) -> int:
     config = _load(args)
     _say(comm, f"{args.config}: valid ({config.geometry.kind} geometry, "
                f"{config.control.mode.value} control)", sys.stdout)
+    return EXIT_OK
+
+
+def _plot(args) -> int:
+    from ecm_fem.plots import PlotError, make_plots
+
+    try:
+        for path in make_plots(args.run_dir):
+            print(path)
+    except PlotError as exc:
+        print(f"plot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

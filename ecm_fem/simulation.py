@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 import numpy as np
 
-from ecm_fem import __version__, postprocess
+from ecm_fem import __version__, plots, postprocess
 from ecm_fem.config import RunConfig, dump_config
 from ecm_fem.io import RunWriter, prepare_run_dir
 from ecm_fem.mesh import generate
@@ -172,6 +172,11 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         "source_config": config_path,
     })
     writer.write_summary(summary)
+    if comm.rank == 0:
+        try:
+            plots.make_plots(run_dir)
+        except Exception as exc:  # a figure is never worth a failed run
+            log.warning("plots not made: %s", exc)
     if not converged:
         raise SolverError(failure)
     return summary

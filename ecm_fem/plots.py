@@ -1,0 +1,99 @@
+"""The figures a user looks at first, made from a run folder's tables (so ``ecm-fem plot DIR``
+can remake them at any time): ``plots/history.png`` (V_we, V_cell and the applied current over
+time; focusing factor over time) and ``plots/interface.png`` (i_n and eta along the interface at
+up to five output times). Matplotlib with the Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+MAX_PROFILES = 5
+
+
+class PlotError(ValueError):
+    """The folder holds no run tables to plot."""
+
+
+def _read_table(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", "nan") else np.nan for r in rows])
+            for k in rows[0]}
+
+
+def make_plots(run_dir: str | Path) -> list[Path]:
+    """Write the PNGs of ``run_dir`` into ``run_dir/plots`` and return their paths (call on one
+    rank). Raises ``PlotError`` when the folder has no history.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    history_file = run_dir / "history.csv"
+    if not history_file.is_file():
+        raise PlotError(f"{run_dir}: no history.csv (is it an ecm_fem run folder?)")
+    history = _read_table(history_file)
+    if not history:
+        raise PlotError(f"{history_file}: no time steps to plot")
+    interface_file = run_dir / "interface.csv"
+    profiles = _read_table(interface_file) if interface_file.is_file() else {}
+    out = run_dir / "plots"
+    out.mkdir(exist_ok=True)
+    written = []
+
+    t = history["time"]
+    fig, (ax_v, ax_f) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, layout="constrained")
+    ax_v.plot(t, 1e3 * history["V_we"], "o-", label="V_we")
+    ax_v.plot(t, 1e3 * history["V_cell"], "s--", mfc="none", label="V_cell")
+    ax_v.set_ylabel("potential [mV]")
+    ax_v.axhline(0.0, color="0.7", lw=0.8)
+    ax_i = ax_v.twinx()
+    ax_i.step(t, history["i_app"], where="pre", color="tab:red", alpha=0.6)
+    ax_i.set_ylabel("applied current [A/m$^2$]", color="tab:red")
+    ax_v.legend(loc="best")
+    ax_f.plot(t, history["focusing_factor"], "o-", color="tab:green")
+    ff = history["focusing_factor"][np.isfinite(history["focusing_factor"])]
+    if len(ff):  # a uniform interface: show 1 plainly, not rounding noise around it
+        pad = max(0.05 * (ff.max() - ff.min()), 0.01 * ff.max())
+        ax_f.set_ylim(min(1.0, ff.min()) - pad, ff.max() + pad)
+    ax_f.ticklabel_format(axis="y", useOffset=False)
+    ax_f.set_ylabel("focusing factor max|i_n| / mean [-]")
+    ax_f.set_xlabel("time [s]")
+    fig.suptitle(f"{run_dir.name}: cell history")
+    written.append(_save(fig, out / "history.png"))
+    plt.close(fig)
+
+    if profiles:
+        times = np.unique(profiles["time"])
+        chosen = times[np.unique(np.linspace(0, len(times) - 1, MAX_PROFILES).round().astype(int))]
+        fig, (ax_i, ax_e) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, layout="constrained")
+        for time in chosen:
+            sel = profiles["time"] == time
+            order = np.argsort(profiles["x"][sel], kind="stable")
+            x = 1e6 * profiles["x"][sel][order]
+            ax_i.plot(x, profiles["i_n"][sel][order], ".-", ms=3, label=f"t = {time:g} s")
+            ax_e.plot(x, 1e3 * profiles["eta"][sel][order], ".-", ms=3)
+        ax_i.set_ylabel("i_n [A/m$^2$] (anodic +)")
+        ax_i.axhline(0.0, color="0.7", lw=0.8)
+        ax_i.legend(loc="best", fontsize="small")
+        ax_e.set_ylabel("eta = V_we - phi - U_mech [mV]")
+        ax_e.set_xlabel("x along the interface [um]")
+        fig.suptitle(f"{run_dir.name}: interface profiles")
+        written.append(_save(fig, out / "interface.png"))
+        plt.close(fig)
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+    return path
