@@ -11,7 +11,7 @@ under the same prefix.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,9 @@ class BlockedNewtonSolver:
         options: PETSc options (without the prefix) on top of ``default_options``.
         jacobi_fields: fields preconditioned by point Jacobi instead of AMG: one-dof real
             spaces and interface unknowns (whose blocks are mass-like, not elliptic).
+        pre_residual: called after each iterate is written into the unknowns and before the
+            residual is assembled (quadrature-point return mapping of Li creep). The Jacobian
+            needs no hook: SNES evaluates it at the iterate of the last residual.
     """
 
     def __init__(
@@ -103,7 +106,9 @@ class BlockedNewtonSolver:
         linear_solver: str = "iterative",
         jacobi_fields: set[str] | None = None,
         jit_options: dict | None = None,
+        pre_residual: Callable[[], None] | None = None,
     ):
+        self.pre_residual = pre_residual
         self.u = list(unknowns)
         self.names = list(names)
         self.bcs = list(bcs)
@@ -171,6 +176,8 @@ class BlockedNewtonSolver:
     def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
         x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         self._to_functions(x)
+        if self.pre_residual is not None:
+            self.pre_residual()
         with b.localForm() as b_local:
             b_local.set(0.0)
         fem_petsc.assemble_vector_block(b, self.F, self.J, bcs=self.bcs, x0=x, alpha=-1.0)

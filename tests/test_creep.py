@@ -489,22 +489,6 @@ def test_newton_converges_quadratically(law):
     assert evaluate(comm, functionals) == pytest.approx(BLOCK_REFERENCE[law.name], rel=1e-9)
 
 
-class HookedSolver(BlockedNewtonSolver):
-    """The project's SNES solver with the hook the creep law needs: ``pre_residual()`` runs
-    after the iterate is written into the unknowns and before every residual assembly (the
-    Jacobian needs no hook: SNES evaluates it at the iterate of the last residual)."""
-
-    def __init__(self, *args, pre_residual, **kwargs):
-        self.pre_residual = pre_residual
-        super().__init__(*args, **kwargs)
-
-    def _residual(self, snes, x, b):
-        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        self._to_functions(x)
-        self.pre_residual()
-        super()._residual(snes, x, b)
-
-
 @pytest.mark.mpi
 def test_snes_solver_with_return_mapping_hook():
     """The creeping block through ecm_fem.solver.BlockedNewtonSolver (newtonls with backtracking,
@@ -513,7 +497,7 @@ def test_snes_solver_with_return_mapping_hook():
     comm = MPI.COMM_WORLD
     u, cr, F, bcs, load, functionals = block_problem(CR1)
     state = {"dt": 0.0}
-    solver = HookedSolver([F], [u], ["u"], bcs=bcs, linear_solver="direct",
+    solver = BlockedNewtonSolver([F], [u], ["u"], bcs=bcs, linear_solver="direct",
                           options={"snes_rtol": 0.0, "snes_atol": 1e-9},
                           pre_residual=lambda: cr.update(state["dt"]))
     scale = None
