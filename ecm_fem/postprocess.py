@@ -70,9 +70,10 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
         values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
         values = values.reshape(len(cells), len(element.points), n_values)
         closure = element.entity_closure_dofs[fdim]
+        tags = p.region.cell_tags
+        owned = tags.indices < n_owned
         tag_of = np.zeros(n_owned, dtype=np.int32)
-        tag_of[p.region.cell_tags.indices[p.region.cell_tags.indices < n_owned]] = \
-            p.region.cell_tags.values[p.region.cell_tags.indices < n_owned]
+        tag_of[tags.indices[owned]] = tags.values[owned]
         rows = [np.column_stack([values[k, closure[lf]],
                                  np.full(len(closure[lf]), tag_of[c], dtype=float)])
                 for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True))]

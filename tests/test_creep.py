@@ -28,7 +28,8 @@ import ufl
 from dolfinx import fem, mesh
 from dolfinx.fem import petsc as fem_petsc
 
-from ecm_fem.physics import creep
+from ecm_fem.physics import creep, mechanics
+from ecm_fem.physics.mechanics import strain3
 from ecm_fem.solver import BlockedNewtonSolver
 
 SIGMA0, EDOT0, M = 1e6, 0.01, 5.0
@@ -37,19 +38,6 @@ E_LI, NU_LI = 7.82e9, 0.381  # Masias et al. 2019 [S] (PHYSICS.md section 8)
 YIELD_LI = 0.77e6  # inside the bulk yield range 0.73-0.81 MPa [S]
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def strain3(u, kind: str = "3d"):
-    """3x3 small strain of u: '3d', 'plane_strain' (x, y) or 'axisymmetric' (x = r, y = z;
-    components ordered r, z, theta)."""
-    g = ufl.grad(u)
-    if kind == "3d":
-        return ufl.sym(g)
-    e01 = 0.5 * (g[0, 1] + g[1, 0])
-    e22 = 0.0
-    if kind == "axisymmetric":
-        e22 = u[0] / ufl.SpatialCoordinate(u.ufl_function_space().mesh)[0]
-    return ufl.as_tensor([[g[0, 0], e01, 0.0], [e01, g[1, 1], 0.0], [0.0, 0.0, e22]])
 
 
 class Newton:
@@ -296,14 +284,14 @@ def test_creep_confined_to_region_cells():
     ct = mesh.meshtags(msh, tdim, cells, np.where(np.isin(cells, li), 1, 2).astype(np.int32))
     V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
     u, v = fem.Function(V), ufl.TestFunction(V)
-    cr = creep.QuadratureInelasticity(msh, strain3(u), CR1, E_LI, NU_LI, quadrature_degree=1,
+    cr = creep.QuadratureInelasticity(msh, strain3(u, "3d"), CR1, E_LI, NU_LI, quadrature_degree=1,
                                       cells=li)
     dxq = ufl.Measure("dx", domain=msh, subdomain_data=ct, metadata=cr.metadata)
-    lm_e, mu_e = creep.lame(150e9, 0.257)
-    sig_e = lm_e * ufl.tr(strain3(u)) * ufl.Identity(3) + 2 * mu_e * strain3(u)
+    sig_e = mechanics.hooke(strain3(u, "3d"), 150e9, 0.257)  # elastic LLZO
     p = 0.8e6
     ds = facet_measure(msh, lambda x: np.isclose(x[0], 2.0))
-    F = (ufl.inner(cr.sigma, strain3(v)) * dxq(1) + ufl.inner(sig_e, strain3(v)) * dxq(2)
+    eps_v = strain3(v, "3d")
+    F = (ufl.inner(cr.sigma, eps_v) * dxq(1) + ufl.inner(sig_e, eps_v) * dxq(2)
          + p * v[0] * ds(1))
     bcs = symmetry_bcs(V, msh, 3)
     for i in (1, 2):
@@ -355,8 +343,8 @@ def relax_fe(times: np.ndarray) -> np.ndarray:
     msh = mesh.create_box(comm, [[0, 0, 0], [1, 1, 1]], [1, 1, 1], mesh.CellType.tetrahedron)
     V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
     u, v = fem.Function(V), ufl.TestFunction(V)
-    cr = creep.QuadratureInelasticity(msh, strain3(u), CR1, E_RELAX, 0.3, quadrature_degree=1)
-    F = ufl.inner(cr.sigma, strain3(v)) * cr.dx
+    cr = creep.QuadratureInelasticity(msh, strain3(u, "3d"), CR1, E_RELAX, 0.3, quadrature_degree=1)
+    F = ufl.inner(cr.sigma, strain3(v, "3d")) * cr.dx
     bcs = symmetry_bcs(V, msh, 3)
     fdim = msh.topology.dim - 1
     end = mesh.locate_entities_boundary(msh, fdim, lambda x: np.isclose(x[0], 1.0))
@@ -527,14 +515,14 @@ def uniaxial_strain_driver(law: creep.Law, strains, dt: float = 0.0):
     msh = mesh.create_box(comm, [[0, 0, 0], [1, 1, 1]], [1, 1, 1], mesh.CellType.tetrahedron)
     V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
     u, v = fem.Function(V), ufl.TestFunction(V)
-    cr = creep.QuadratureInelasticity(msh, strain3(u), law, E_LI, NU_LI, quadrature_degree=1)
+    cr = creep.QuadratureInelasticity(msh, strain3(u, "3d"), law, E_LI, NU_LI, quadrature_degree=1)
     bcs = symmetry_bcs(V, msh, 3)
     fdim = msh.topology.dim - 1
     end = mesh.locate_entities_boundary(msh, fdim, lambda x: np.isclose(x[0], 1.0))
     pull = fem.Constant(msh, 0.0)
     bcs.append(fem.dirichletbc(pull, fem.locate_dofs_topological(V.sub(0), fdim, end),
                                V.sub(0)))
-    solver = Newton(ufl.inner(cr.sigma, strain3(v)) * cr.dx, u, bcs, cr)
+    solver = Newton(ufl.inner(cr.sigma, strain3(v, "3d")) * cr.dx, u, bcs, cr)
     sig, p = [], []
     for e in strains:
         pull.value = e

@@ -11,16 +11,6 @@ from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 MODEL_UNIT = 1e-6  # m per gmsh model unit
 
 
-def curve_end_points(curve: int) -> list[tuple[float, float]]:
-    """(x, y) of the two end points of a gmsh curve."""
-    pts = gmsh.model.getBoundary([(1, curve)], oriented=False)
-    out = []
-    for _, p in pts:
-        x, y, _ = gmsh.model.getValue(0, p, [])
-        out.append((x, y))
-    return out
-
-
 def refine_near(curves: list[int], points: list[tuple[list[int], float]], h_interface: float,
                 h_max: float) -> None:
     """Background size field: ``h_interface`` on ``curves``, ``h`` at each group of ``points``

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 import gmsh
 
-from ecm_fem.geometry._gmsh import curve_end_points, refine_near
-from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
 
 if TYPE_CHECKING:
     from ecm_fem.config import PlanarGeometry
@@ -33,34 +32,17 @@ def build(g: PlanarGeometry, unit: float) -> None:
     occ.fragment([(2, layers[0])], [(2, t) for t in layers[1:]])
     occ.synchronize()
 
-    tol = 1e-9 * max(W, L_li, L_e)
     surfaces: dict[str, list[int]] = {"li": [], "sei": [], "electrolyte": []}
     for _, s in gmsh.model.getEntities(2):
         _, y, _ = occ.getCenterOfMass(2, s)
         region = "li" if y < 0 else ("sei" if y < t_sei else "electrolyte")
         surfaces[region].append(s)
-
-    heights = {"interface": 0.0, "li_cc": -L_li, "counter": L_e}
-    if t_sei > 0:
-        heights["sei_electrolyte"] = t_sei
-    curves: dict[str, list[int]] = {name: [] for name in (*heights, "side")}
-    for _, c in gmsh.model.getEntities(1):
-        (x0, y0), (x1, y1) = curve_end_points(c)
-        if abs(y1 - y0) > tol:
-            curves["side"].append(c)
-            continue
-        name = min(heights, key=lambda k: abs(heights[k] - y0))
-        if abs(heights[name] - y0) > tol:
-            raise RuntimeError(f"planar: unexpected horizontal curve at y = {y0 * unit:g} m")
-        curves[name].append(c)
+    curves = sort_curves(surfaces, W, -L_li, L_e)
+    if curves.pop("free"):
+        raise RuntimeError("planar: a boundary curve is on no known boundary")
+    add_physical_groups(surfaces, curves)
     if t_sei > 0:
         h_if = min(h_if, t_sei / 2)
 
-    for name, ents in surfaces.items():
-        if ents:
-            gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
-    for name, ents in curves.items():
-        gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
-
-    refine_near(curves["interface"] + curves.get("sei_electrolyte", []), [], h_if, h)
+    refine_near(curves["interface"] + curves["sei_electrolyte"], [], h_if, h)
     gmsh.model.mesh.generate(2)

@@ -51,6 +51,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem.constants import GAS_CONSTANT, T_REFERENCE
+from ecm_fem.physics.mechanics import deviatoric, hooke, lame_parameters
 
 LAWS = ("elastic", "norton", "plasticity")
 
@@ -133,11 +134,11 @@ def _require_positive(key: str, value: float, unit: str) -> None:
 
 
 def lame(youngs_modulus: float, poisson_ratio: float) -> tuple[float, float]:
-    """(lambda, mu) [Pa] from E [Pa] and nu [-]."""
+    """(lambda, mu) [Pa] from E [Pa] and nu [-], as numbers, after checking their range."""
     E, nu = youngs_modulus, poisson_ratio
     if not (E > 0.0 and -1.0 < nu < 0.5):
         raise ValueError(f"elasticity: need E > 0 and -1 < nu < 0.5, got E = {E}, nu = {nu}")
-    return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+    return lame_parameters(E, nu)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +287,7 @@ class QuadratureInelasticity:
         self.law = law
         self.temperature = temperature
         self.lmbda, self.mu = lame(youngs_modulus, poisson_ratio)
+        self.youngs_modulus, self.poisson_ratio = youngs_modulus, poisson_ratio
         self.metadata = {"quadrature_degree": quadrature_degree, "quadrature_scheme": "default"}
         self.dx = ufl.Measure("dx", domain=msh, metadata=self.metadata)
         self._strain = strain
@@ -319,15 +321,11 @@ class QuadratureInelasticity:
         self.last_iterations = 0
 
     # -- UFL
-    def elastic_stress(self, e: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
-        """C : e [Pa] for a 3x3 strain ``e``."""
-        return self.lmbda * ufl.tr(e) * ufl.Identity(3) + 2.0 * self.mu * e
-
     def tangent(self, de: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
         """C_alg : de, the consistent tangent of the last ``update`` applied to a 3x3 ``de``."""
         N = self.direction
-        dev = de - ufl.tr(de) / 3.0 * ufl.Identity(3)
-        return self.elastic_stress(de) - self.c_dev * dev - self.c_nn * ufl.inner(N, de) * N
+        return (hooke(de, self.youngs_modulus, self.poisson_ratio) - self.c_dev * deviatoric(de)
+                - self.c_nn * ufl.inner(N, de) * N)
 
     @property
     def sigma(self) -> ufl.core.expr.Expr:
