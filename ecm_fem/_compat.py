@@ -10,8 +10,13 @@ import dolfinx.io.gmshio
 
 
 def model_to_mesh(model: Any, comm: Any, rank: int, gdim: int) -> tuple[Any, Any, Any]:
-    """gmsh model -> (mesh, cell_tags, facet_tags); 0.10 returns a MeshData object instead."""
-    out = dolfinx.io.gmshio.model_to_mesh(model, comm, rank, gdim=gdim)
+    """gmsh model -> (mesh, cell_tags, facet_tags); 0.10 returns a MeshData object instead.
+
+    Cells across rank boundaries are ghosted (shared-facet ghost mode), so both cells of every
+    local facet are present: interface quantities read the Li and the electrolyte cell of a
+    facet, and interior-facet (dS) integrals over rank boundaries need it."""
+    partitioner = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet)
+    out = dolfinx.io.gmshio.model_to_mesh(model, comm, rank, gdim=gdim, partitioner=partitioner)
     if isinstance(out, tuple):
         return out[0], out[1], out[2]
     return out.mesh, out.cell_tags, out.facet_tags

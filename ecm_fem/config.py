@@ -83,6 +83,11 @@ class PlanarGeometry(_Model):
     def has_resolved_sei(self) -> bool:
         return self.sei_thickness > 0
 
+    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        """Crack tips of the geometry as (name, tip position [m], unit vector ahead of the
+        tip); none here."""
+        return []
+
 
 class InterfacialVoidGeometry(PlanarGeometry):
     """The planar stack with a void in the Li at the interface: a quarter ellipse at x = 0
@@ -222,18 +227,113 @@ class SeiHeterogeneousGeometry(PlanarGeometry):
         return pieces
 
 
+class ElectrolyteFlawGeometry(PlanarGeometry):
+    """The planar stack with a surface flaw (notch, crack) in the electrolyte, the geometry of
+    the Porz mechanism: a slot of constant width w = flaw_opening opening at the interface
+    y = 0 and ending in a semicircular tip of radius w / 2, its axis tilted by ``inclination``
+    from the interface normal +y (positive towards +x). ``flaw_depth`` is measured along the
+    axis, from the mouth's centre (flaw_position, 0) to the apex of the tip. Filled, the flaw
+    holds Li that is part of the ``li`` region (continuous with the electrode) and its walls are
+    ``interface``; empty, its walls are ``crack_surface``. flaw_position = 0 puts the axis on the
+    symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
+
+    kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
+    flaw_depth: Length = Field(
+        3e-6, description="length L of the flaw along its axis, from the mouth's centre at "
+        "y = 0 to the apex of the tip [m]")
+    flaw_opening: Length = Field(
+        0.2e-6, description="width w of the flaw across its axis [m]; the tip is a semicircle "
+        "of radius w / 2 and the mouth on y = 0 is w / cos(inclination) wide")
+    flaw_position: Annotated[float, Field(ge=0, le=1.0)] = Field(
+        0.0, description="x of the flaw's axis at the mouth [m]; 0: on the symmetry line x = 0 "
+        "(the cell holds half of the flaw); > 0: a whole flaw")
+    inclination: Annotated[float, Field(ge=-60, le=60)] = Field(
+        0.0, description="angle of the flaw's axis from the interface normal, positive towards "
+        "+x [deg]; must be 0 when flaw_position is 0")
+    filled: bool = Field(
+        True, description="true: Li fills the flaw (part of the li region); false: an empty "
+        "flaw with traction-free, insulating walls")
+    tip_mesh_size: Length | None = Field(
+        None, description="element size on the semicircular tip [m] "
+        "(default min(interface_mesh_size / 10, flaw_opening / 8))")
+
+    @property
+    def tip_size(self) -> float:
+        """Element size on the tip [m], the default filled in."""
+        return self.tip_mesh_size or min(self.interface_mesh_size / 10, self.flaw_opening / 8)
+
+    @property
+    def wall_size(self) -> float:
+        """Element size along the flaw's walls [m]: interface_mesh_size, but at most
+        flaw_opening / 2 so that the flaw is at least two elements wide."""
+        return min(self.interface_mesh_size, self.flaw_opening / 2)
+
+    def flaw_axis(self) -> tuple[float, float]:
+        """Unit vector along the flaw's axis, from the mouth towards the tip."""
+        import math
+
+        theta = math.radians(self.inclination)
+        return math.sin(theta), math.cos(theta)
+
+    def flaw_span(self) -> tuple[float, float]:
+        """Lateral extent (x_min, x_max) [m] of the whole flaw (mouth corners and tip circle);
+        the cell holds the part x > 0 of it."""
+        (dx, dy), r, x0 = self.flaw_axis(), self.flaw_opening / 2, self.flaw_position
+        x_tip_centre = x0 + (self.flaw_depth - r) * dx
+        return (min(x0 - r / dy, x_tip_centre - r), max(x0 + r / dy, x_tip_centre + r))
+
+    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        (dx, dy), x0, depth = self.flaw_axis(), self.flaw_position, self.flaw_depth
+        return [("flaw", (x0 + depth * dx, depth * dy), (dx, dy))]
+
+    @model_validator(mode="after")
+    def _flaw_fits(self) -> ElectrolyteFlawGeometry:
+        depth, w, x0 = self.flaw_depth, self.flaw_opening, self.flaw_position
+        if self.sei_thickness > 0:
+            raise ValueError(
+                "sei_thickness: a resolved SEI is not supported with an electrolyte flaw yet")
+        if depth > 0.8 * self.electrolyte_thickness:
+            raise ValueError(
+                f"flaw_depth = {depth:g} m must be at most 0.8 electrolyte_thickness = "
+                f"{0.8 * self.electrolyte_thickness:g} m (leave a ligament to the counter)")
+        if w > depth / 2:
+            raise ValueError(
+                f"flaw_opening = {w:g} m must be at most half of flaw_depth = {depth:g} m "
+                "(a flaw is narrow; a wide Li-filled pit is kind li_protrusion)")
+        if x0 == 0 and self.inclination != 0:
+            raise ValueError(
+                f"inclination = {self.inclination:g} deg needs flaw_position > 0: a flaw on "
+                "the symmetry line x = 0 (flaw_position = 0) must be normal to the interface")
+        x_min, x_max = self.flaw_span()
+        if (x0 > 0 and x_min < w) or x_max > self.width - w:
+            raise ValueError(
+                f"flaw_position = {x0:g} m: the flaw spans x = {max(x_min, 0.0):g} .. "
+                f"{x_max:g} m (with flaw_depth and inclination) and must stay flaw_opening = "
+                f"{w:g} m inside the cell 0 < x < width = {self.width:g} m")
+        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
+            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
+                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
+        if self.tip_size > w / 4:
+            raise ValueError(
+                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most "
+                f"flaw_opening / 4 = {w / 4:g} m to resolve the semicircular tip")
+        return self
+
+
 def _geometry_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "planar")
     return getattr(value, "kind", "planar")
 
 
-GEOMETRY_KINDS = ("planar", "interfacial_void", "sei_heterogeneous", "li_protrusion")
+GEOMETRY_KINDS = ("planar", "interfacial_void", "sei_heterogeneous", "li_protrusion",
+                  "electrolyte_flaw")
 Geometry = Annotated[
     Annotated[PlanarGeometry, Tag("planar")]
     | Annotated[InterfacialVoidGeometry, Tag("interfacial_void")]
     | Annotated[SeiHeterogeneousGeometry, Tag("sei_heterogeneous")]
-    | Annotated[LiProtrusionGeometry, Tag("li_protrusion")],
+    | Annotated[LiProtrusionGeometry, Tag("li_protrusion")]
+    | Annotated[ElectrolyteFlawGeometry, Tag("electrolyte_flaw")],
     Discriminator(_geometry_kind),
 ]
 
@@ -249,6 +349,8 @@ class MaterialSpec(_Model):
         None, description="Poisson ratio [-]"
     )
     molar_volume: Positive | None = Field(None, description="(partial) molar volume [m^3/mol]")
+    fracture_toughness: Annotated[float, Field(gt=0, le=1e8)] | None = Field(
+        None, description="mode I fracture toughness K_Ic [Pa m^0.5]")
 
     @model_validator(mode="before")
     @classmethod
@@ -476,7 +578,14 @@ class Time(_Model):
     """Time stepping [s]. ``t_end = 0`` gives a single quasi-static solve."""
 
     t_end: Annotated[float, Field(ge=0)] = Field(0.0, description="end time [s]")
-    dt: Positive = Field(1.0, description="time step [s]")
+    dt: Positive = Field(1.0, description="time step [s] (the first one; the largest one "
+                         "unless adaptive)")
+    adaptive: bool = Field(False, description="grow the step after easy Newton solves (up to "
+                           "dt_max); steps are cut after failures either way")
+    dt_min: Positive | None = Field(None, description="smallest step before the run stops "
+                                    "[s] (default dt / 1000)")
+    dt_max: Positive | None = Field(None, description="largest step when adaptive [s] "
+                                    "(default 10 dt)")
 
     @model_validator(mode="after")
     def _step_fits(self) -> Time:
@@ -484,6 +593,102 @@ class Time(_Model):
             raise ValueError(f"dt = {self.dt:g} s is larger than t_end = {self.t_end:g} s")
         if self.t_end > 0 and self.t_end / self.dt > 1e6:
             raise ValueError("more than 1e6 time steps: increase dt")
+        if self.dt_min is not None and self.dt_min > self.dt:
+            raise ValueError(f"dt_min = {self.dt_min:g} s is larger than dt = {self.dt:g} s")
+        if self.dt_max is not None and self.dt_max < self.dt:
+            raise ValueError(f"dt_max = {self.dt_max:g} s is smaller than dt = {self.dt:g} s")
+        return self
+
+    @property
+    def smallest_step(self) -> float:
+        return self.dt_min if self.dt_min is not None else self.dt / 1000.0
+
+    @property
+    def largest_step(self) -> float:
+        if not self.adaptive:
+            return self.dt
+        return self.dt_max if self.dt_max is not None else 10.0 * self.dt
+
+
+# ----------------------------------------------------------------------------- mechanics
+class LiLaw(enum.StrEnum):
+    norton = "norton"
+    plasticity = "plasticity"
+    elastic = "elastic"
+
+
+class NortonParameters(_Model):
+    """Norton creep of Li, d(eps_cr)/dt = 3/2 edot0(T) (sigma_e/sigma0)^m s/sigma_e. Defaults:
+    Roy, Fleck & Deshpande, Extreme Mech. Lett. 46 (2021) 101307 [P] (PHYSICS.md section 8)."""
+
+    sigma0: Annotated[float, Field(gt=0, le=1e9)] = Field(1e6, description="reference stress [Pa]")
+    edot0: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        0.01, description="reference strain rate at reference_temperature [1/s]")
+    m: Annotated[float, Field(ge=1, le=20)] = Field(5.0, description="stress exponent [-]")
+    activation_energy: Annotated[float, Field(ge=0, le=1e6)] = Field(
+        0.0, description="Q of the Arrhenius factor [J/mol] (0: none; about 37e3 for Li, LePage "
+        "et al. 2019 [?])")
+    reference_temperature: Annotated[float, Field(gt=150, lt=600)] = Field(
+        298.15, description="temperature of edot0 [K]")
+
+
+class PlasticityParameters(_Model):
+    """Rate-independent von Mises plasticity of Li with linear hardening."""
+
+    yield_stress: Annotated[float, Field(gt=0, le=1e9)] = Field(
+        0.8e6, description="yield stress [Pa] (bulk Li 0.73-0.81 MPa [S], PHYSICS.md section 8)")
+    hardening: Annotated[float, Field(ge=0, le=1e11)] = Field(
+        0.0, description="linear hardening modulus d(sigma_y)/dp [Pa]")
+
+
+class Mechanics(_Model):
+    """Quasi-static small-strain mechanics of all solids (PHYSICS.md section 4). 2D geometries
+    are solved in plane strain. Voids and empty flaws are traction free."""
+
+    li_law: LiLaw = Field(LiLaw.norton, description="constitutive law of Li: norton | "
+                          "plasticity | elastic")
+    creep: NortonParameters = Field(default_factory=NortonParameters)
+    plasticity: PlasticityParameters = Field(default_factory=PlasticityParameters)
+    stack_pressure: Annotated[float, Field(ge=0, le=1e9)] = Field(
+        1e6, description="stack pressure, a compressive normal traction on pressure_face [Pa]")
+    pressure_face: Literal["li_cc", "counter"] = Field(
+        "li_cc", description="face carrying the stack pressure; the opposite face is held")
+    held_face: Literal["roller", "fixed"] = Field(
+        "roller", description="support of the face opposite pressure_face: roller (normal "
+        "displacement 0) or fixed (u = 0)")
+    sides: Literal["symmetric", "free"] = Field(
+        "symmetric", description="lateral faces: symmetric (normal displacement 0) or free")
+    growth: bool = Field(True, description="plating/stripping growth eigenstrain in a Li band "
+                         "at the interface, driven by the interface current")
+    growth_band: Length | None = Field(
+        None, description="thickness h_g of the growth band in the Li [m] (default: 3 times "
+        "the geometry's interface_mesh_size)")
+    degree: Literal[1, 2] = Field(2, description="Lagrange degree of the displacement (1 only "
+                                  "with elastic Li: P1 triangles lock under creep flow)")
+    rtol: Positive = Field(1e-9, description="Newton relative residual tolerance")
+    linear_solver: Literal["direct", "iterative"] = Field(
+        "direct", description="direct: MUMPS LU; iterative: CG + GAMG with the rigid-body "
+        "modes (scalable for elastic solids; slow once Li creeps: nearly incompressible flow)")
+    petsc_options: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="extra PETSc options of the mechanics solve (prefix "
+        "ecm_mech_)")
+
+    @field_validator("stack_pressure")
+    @classmethod
+    def _pressure_unit(cls, value: float) -> float:
+        if 0 < value < 100:
+            raise ValueError(f"{value:g} Pa is a tiny stack pressure: is it given in MPa? "
+                             "(SI: 1 MPa = 1e6)")
+        return value
+
+    @model_validator(mode="after")
+    def _supported(self) -> Mechanics:
+        if self.degree == 1 and self.li_law != LiLaw.elastic:
+            raise ValueError("degree: 1 locks under the volume-preserving flow of creeping or "
+                             "plastic Li (spurious pressures); use degree: 2 or li_law: elastic")
+        if self.held_face == "roller" and self.sides == "free":
+            raise ValueError("held_face: roller with free sides leaves a rigid lateral motion; "
+                             "use held_face: fixed or sides: symmetric")
         return self
 
 
@@ -531,6 +736,8 @@ class RunConfig(_Model):
     materials: Materials = Field(default_factory=Materials)
     kinetics: Kinetics = Field(default_factory=Kinetics)
     counter: Counter = Field(default_factory=Counter)
+    mechanics: Mechanics | None = Field(
+        None, description="solid mechanics (stress, Li creep, growth, K_I); absent: none")
     control: Control = Field(default_factory=Control)
     time: Time = Field(default_factory=Time)
     discretisation: Discretisation = Field(default_factory=Discretisation)

@@ -29,7 +29,11 @@ from dolfinx.io import VTXWriter
 
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
-INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct", "region"]
+MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
+                     "newton_its_mech", "krylov_its_mech"]
+INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",
+                     "sigma_nn_li", "p_li", "tau_nn_li", "sigma_nn_electrolyte", "p_electrolyte",
+                     "tau_nn_electrolyte", "region"]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -90,9 +94,10 @@ def _cell(column: str, value: float) -> str:
 class RunWriter:
     """Collects history and interface rows and writes the run's files (collective calls)."""
 
-    def __init__(self, run_dir: Path, comm: MPI.Comm):
+    def __init__(self, run_dir: Path, comm: MPI.Comm, extra_history: list[str] | None = None):
         self.dir = run_dir
         self.comm = comm
+        self.history_columns = HISTORY_COLUMNS + list(extra_history or [])
         self.history: list[dict[str, Any]] = []
         self._interface = _io.StringIO()
         csv.writer(self._interface).writerow(INTERFACE_COLUMNS)
@@ -121,7 +126,7 @@ class RunWriter:
 
     def _flush_tables(self) -> None:
         out = _io.StringIO()
-        w = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(out, fieldnames=self.history_columns, extrasaction="ignore")
         w.writeheader()
         for row in self.history:
             w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})

@@ -22,6 +22,7 @@ class Material:
         poisson_ratio: nu [-].
         molar_volume: Omega_Li [m^3/mol] (lithium) or partial molar volume of Li+ [m^3/mol]
             (electrolytes).
+        fracture_toughness: mode I fracture toughness K_Ic [Pa m^0.5] (brittle electrolytes).
         sources: property name -> citation with provenance flag.
     """
 
@@ -30,6 +31,7 @@ class Material:
     youngs_modulus: float | None = None
     poisson_ratio: float | None = None
     molar_volume: float | None = None
+    fracture_toughness: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: float) -> Material:
@@ -70,8 +72,11 @@ LIBRARY: dict[str, Material] = {
         youngs_modulus=150e9,
         poisson_ratio=0.257,
         molar_volume=1.3e-6,
+        fracture_toughness=1.0e6,
         sources={
             "conductivity": "[P] 0.4 mS/cm, PHYSICS.md section 8",
+            "fracture_toughness": "[S] about 1 MPa m^0.5 (0.44-1.51 with density), PHYSICS.md "
+            "section 8",
             "molar_volume": "[?] Omega_Li+ = v Omega_Li with v = 0.1, inside the 0.04-0.2 range "
             "for inorganic SSEs quoted in PHYSICS.md section 8 [S]",
             "youngs_modulus": "[P]/[?] PHYSICS.md section 8",
@@ -83,8 +88,11 @@ LIBRARY: dict[str, Material] = {
         conductivity=0.2,
         youngs_modulus=20e9,
         poisson_ratio=0.30,
+        fracture_toughness=0.23e6,
         sources={
             "conductivity": "[?] about 2 mS/cm for Li6PS5Cl",
+            "fracture_toughness": "[?] 0.23 MPa m^0.5 measured on Li2S-P2S5 glass (McGrogan et "
+            "al., Adv. Energy Mater. 7 (2017) 1602011); a sulfide stand-in, not Li6PS5Cl itself",
             "youngs_modulus": "[S] 8-20 GPa for sulfides (seed review 001); upper value",
             "poisson_ratio": "[?]",
         },

@@ -130,3 +130,41 @@ def extract_region(
     )
     sub.topology.create_connectivity(fdim, tdim)
     return Region(sub, sub_cell_tags, sub_facet_tags, np.asarray(cell_map), np.asarray(vertex_map))
+
+
+def facet_end_points(msh: dmesh.Mesh, facets: np.ndarray) -> np.ndarray:
+    """(n, 2, gdim) end points of the local ``facets`` of a 2D mesh [m] (the vertices: chords
+    of curved facets)."""
+    fdim = msh.topology.dim - 1
+    if len(facets) == 0:  # entities_to_geometry divides by the entity count (0.9)
+        return np.zeros((0, 2, msh.geometry.dim))
+    nodes = dmesh.entities_to_geometry(msh, fdim, np.asarray(facets, dtype=np.int32), False)
+    return msh.geometry.x[nodes[:, :2], : msh.geometry.dim]
+
+
+def cell_centroids(msh: dmesh.Mesh, cells: np.ndarray) -> np.ndarray:
+    """(n, gdim) vertex means of the local simplex ``cells`` [m]."""
+    tdim = msh.topology.dim
+    if len(cells) == 0:
+        return np.zeros((0, msh.geometry.dim))
+    nodes = dmesh.entities_to_geometry(msh, tdim, np.asarray(cells, dtype=np.int32), False)
+    return msh.geometry.x[nodes[:, : tdim + 1], : msh.geometry.dim].mean(axis=1)
+
+
+def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """For the boundary facets tagged ``tag``: the cell of each facet that this rank owns and
+    the facet's local index in it. Each cell has one owner, so every facet appears on exactly
+    one rank (for facets on the mesh boundary, which have one cell)."""
+    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+    msh.topology.create_connectivity(fdim, tdim)
+    msh.topology.create_connectivity(tdim, fdim)
+    f_to_c, c_to_f = msh.topology.connectivity(fdim, tdim), msh.topology.connectivity(tdim, fdim)
+    n_owned = msh.topology.index_map(tdim).size_local
+    cells, local = [], []
+    for facet in facet_tags.find(tag):
+        cell = f_to_c.links(facet)[0]
+        if cell < n_owned:
+            cells.append(cell)
+            local.append(int(np.flatnonzero(c_to_f.links(cell) == facet)[0]))
+    return np.asarray(cells, dtype=np.int32), np.asarray(local, dtype=np.int32)

@@ -17,10 +17,12 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem.geometry.tags import FACET_TAGS
+from ecm_fem.mesh import cell_centroids, facet_end_points, owned_facet_cells
 from ecm_fem.physics import electrochemistry as ec
 
 if TYPE_CHECKING:
     from ecm_fem.problem import CurrentDistribution
+    from ecm_fem.solid import StressFields
 
 
 def real_value(u: fem.Function) -> float:
@@ -31,10 +33,14 @@ def real_value(u: fem.Function) -> float:
     return comm.allreduce(local, op=MPI.SUM)
 
 
-PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", "region"]
+STRESS_FIELDS = ["sigma_nn_li", "p_li", "tau_nn_li",
+                 "sigma_nn_electrolyte", "p_electrolyte", "tau_nn_electrolyte"]
+PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STRESS_FIELDS,
+                  "region"]
 
 
-def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
+def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
+                      ) -> dict[str, np.ndarray]:
     """i_n, eta and the mechanical terms at the interface, sorted by position; full arrays on
     every rank.
 
@@ -43,20 +49,18 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     give two rows at a shared point, one per side (told apart by ``region``, the cell tag).
     Keys follow the interface.csv contract: x, y, z, i_n, eta (= V_we - phi - U_mech),
     eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region.
+    With ``stress`` (the mechanics' cell-average stresses) each row also gets, on the Li side
+    and on the ion-conducting side ("electrolyte": also SEI or a grain boundary where that is
+    what the Li touches) of its facet: the normal stress n.sigma.n, the pressure
+    p = -tr(sigma)/3 and the deviatoric normal stress n.(sigma - sigma_h I).n [Pa], with n the
+    facet's unit normal from Li into the electrolyte; nan without mechanics.
     """
     msh = p.mesh
     comm = msh.comm
     tdim, fdim = msh.topology.dim, msh.topology.dim - 1
-    msh.topology.create_connectivity(fdim, tdim)
-    msh.topology.create_connectivity(tdim, fdim)
-    f_to_c, c_to_f = msh.topology.connectivity(fdim, tdim), msh.topology.connectivity(tdim, fdim)
     n_owned = msh.topology.index_map(tdim).size_local
-    cells, local_facets = [], []
-    for facet in p.region.facet_tags.find(FACET_TAGS["interface"]):
-        cell = f_to_c.links(facet)[0]
-        if cell < n_owned:  # each cell is owned by one rank: each facet is visited once
-            cells.append(cell)
-            local_facets.append(int(np.flatnonzero(c_to_f.links(cell) == facet)[0]))
+    cells, local_facets = (a.tolist() for a in owned_facet_cells(
+        msh, p.region.facet_tags, FACET_TAGS["interface"]))
 
     element = basix.create_element(basix.ElementFamily.P, _basix_cell(msh),
                                    p.V.ufl_element().basix_element.degree,
@@ -74,12 +78,14 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
         owned = tags.indices < n_owned
         tag_of = np.zeros(n_owned, dtype=np.int32)
         tag_of[tags.indices[owned]] = tags.values[owned]
+        mech = _facet_stresses(p, stress, cells, local_facets)
         rows = [np.column_stack([values[k, closure[lf]],
+                                 np.tile(mech[k], (len(closure[lf]), 1)),
                                  np.full(len(closure[lf]), tag_of[c], dtype=float)])
                 for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True))]
         local = np.vstack(rows)
     else:
-        local = np.zeros((0, n_values + 1))
+        local = np.zeros((0, n_values + len(STRESS_FIELDS) + 1))
     table = np.vstack(comm.allgather(local))
     # one row per point and side: points shared by neighbouring facets of one region collapse
     scale = max(float(np.abs(table[:, :3]).max()), 1e-300) if len(table) else 1.0
@@ -89,6 +95,44 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     order = np.lexsort((table[:, -1], table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
     return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
+
+
+def _facet_stresses(p: CurrentDistribution, stress: StressFields | None, cells: list[int],
+                    local_facets: list[int]) -> np.ndarray:
+    """STRESS_FIELDS per interface facet, given by its ion cell and local facet index on the
+    ion submesh; nan without mechanics."""
+    out = np.full((len(cells), len(STRESS_FIELDS)), np.nan)
+    if stress is None or not cells:
+        return out
+    sub, parent = p.mesh, stress.solid.mesh
+    tdim, fdim = parent.topology.dim, parent.topology.dim - 1
+    for m in (sub, parent):
+        m.topology.create_connectivity(tdim, fdim)
+        m.topology.create_connectivity(fdim, 0)
+    parent.topology.create_connectivity(fdim, tdim)
+    sub_c2f, sub_f2v = sub.topology.connectivity(tdim, fdim), sub.topology.connectivity(fdim, 0)
+    par_c2f, par_f2v = parent.topology.connectivity(tdim, fdim), \
+        parent.topology.connectivity(fdim, 0)
+    par_f2c = parent.topology.connectivity(fdim, tdim)
+    sigma = stress.sigma.x.array.reshape(-1, 3, 3)
+    for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True)):
+        verts = set(p.region.vertex_map[sub_f2v.links(sub_c2f.links(c)[lf])].tolist())
+        c_ion = int(p.region.cell_map[c])
+        facet = next(f for f in par_c2f.links(c_ion) if set(par_f2v.links(f).tolist()) == verts)
+        c_li = next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion)
+        a, b = facet_end_points(parent, np.array([facet]))[0]
+        n = np.array([b[1] - a[1], a[0] - b[0], 0.0])
+        n /= np.linalg.norm(n)
+        if np.dot(n[:2], 0.5 * (a + b) - cell_centroids(parent, np.array([c_li]))[0]) < 0:
+            n = -n
+        row = []
+        for cell in (c_li, c_ion):
+            s3 = sigma[cell]
+            s_h = np.trace(s3) / 3.0
+            s_nn = n @ s3 @ n
+            row += [s_nn, -s_h, s_nn - s_h]
+        out[k] = row
+    return out
 
 
 def _basix_cell(msh) -> basix.CellType:

@@ -94,6 +94,10 @@ class BlockedNewtonSolver:
         pre_residual: called after each iterate is written into the unknowns and before the
             residual is assembled (quadrature-point return mapping of Li creep). The Jacobian
             needs no hook: SNES evaluates it at the iterate of the last residual.
+        near_nullspaces: field name -> near-null space of that field's block (rigid-body modes
+            of a displacement) for algebraic multigrid: composed on the field's index set
+            under a field split, set on the matrix when there is one field only.
+        prefix: PETSc option prefix (each solver of a run has its own).
     """
 
     def __init__(
@@ -107,6 +111,8 @@ class BlockedNewtonSolver:
         jacobi_fields: set[str] | None = None,
         jit_options: dict | None = None,
         pre_residual: Callable[[], None] | None = None,
+        near_nullspaces: dict[str, PETSc.NullSpace] | None = None,
+        prefix: str = PREFIX,
     ):
         self.pre_residual = pre_residual
         self.u = list(unknowns)
@@ -138,21 +144,35 @@ class BlockedNewtonSolver:
             offset += n
 
         self.snes = PETSc.SNES().create(comm)
-        self.snes.setOptionsPrefix(PREFIX)
+        self.snes.setOptionsPrefix(prefix)
         opts = default_options(self.names, linear_solver, jacobi_fields or set())
         opts.update(options or {})
+        if opts.get("pc_type") != "fieldsplit":  # PETSc warns about options nobody reads
+            opts = {k: v for k, v in opts.items()
+                    if not k.startswith(("fieldsplit_", "pc_fieldsplit_", "ksp_gmres_"))}
         petsc_opts = PETSc.Options()
         for k, v in opts.items():
-            petsc_opts[PREFIX + k] = "" if v is None else v
+            petsc_opts[prefix + k] = "" if v is None else v
         self.snes.setFunction(self._residual, self.b)
         self.snes.setJacobian(self._jacobian, self.A)
         ksp = self.snes.getKSP()
-        ksp.setOptionsPrefix(PREFIX)
+        ksp.setOptionsPrefix(prefix)
         pc = ksp.getPC()
-        pc.setOptionsPrefix(PREFIX)
+        pc.setOptionsPrefix(prefix)
+        nullspaces = near_nullspaces or {}
+        unknown = set(nullspaces) - set(self.names)
+        if unknown:
+            raise ValueError(f"near_nullspaces: no field(s) {sorted(unknown)} in {self.names}")
         if opts.get("pc_type") == "fieldsplit":
             pc.setType("fieldsplit")
             pc.setFieldSplitIS(*zip(self.names, self._is, strict=True))
+            for name, iset in zip(self.names, self._is, strict=True):
+                if name in nullspaces:
+                    iset.compose("nearnullspace", nullspaces[name])
+        elif nullspaces:
+            if len(self.names) != 1:
+                raise ValueError("near_nullspaces without a field split needs a single field")
+            self.A.setNearNullSpace(nullspaces[self.names[0]])
         self.snes.setFromOptions()
         self.snes.setMonitor(self._monitor)
         self._report: SolveReport | None = None

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ecm_fem.geometry import interfacial_void, li_protrusion, planar, sei_heterogeneous
+from ecm_fem.geometry import (
+    electrolyte_flaw,
+    interfacial_void,
+    li_protrusion,
+    planar,
+    sei_heterogeneous,
+)
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
@@ -18,6 +24,7 @@ BUILDERS: dict[str, Builder] = {
     "interfacial_void": interfacial_void.build,
     "sei_heterogeneous": sei_heterogeneous.build,
     "li_protrusion": li_protrusion.build,
+    "electrolyte_flaw": electrolyte_flaw.build,
 }
 
 

@@ -12,12 +12,15 @@ MODEL_UNIT = 1e-6  # m per gmsh model unit
 
 
 def refine_near(curves: list[int], points: list[tuple[list[int], float]], h_interface: float,
-                h_max: float) -> None:
+                h_max: float, curve_groups: list[tuple[list[int], float]] | None = None
+                ) -> None:
     """Background size field: ``h_interface`` on ``curves``, ``h`` at each group of ``points``
-    (for void edges and crack tips), growing to ``h_max`` over 8 h_max; generates nothing."""
+    (for void edges and crack tips) and of ``curve_groups`` (flaw walls and tips), growing to
+    ``h_max`` over 8 h_max; generates nothing."""
     field = gmsh.model.mesh.field
     fields = []
     for ids, size, kind, key in [(curves, h_interface, "Distance", "CurvesList"),
+                                 *[(c, h, "Distance", "CurvesList") for c, h in curve_groups or []],
                                  *[(p, h, "Distance", "PointsList") for p, h in points]]:
         if not ids:
             continue

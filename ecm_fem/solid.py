@@ -1,0 +1,509 @@
+"""The mechanical problem of a run (PHYSICS.md section 4): the displacement u on every solid
+region of the parent mesh, per-region isotropic elasticity, lithium creep or plasticity at
+quadrature points, stack pressure and supports, and the plating/stripping growth eigenstrain in
+a Li band along the interface. Voids and empty flaws are holes in the mesh: traction free.
+
+2D meshes are solved in plane strain (the electrochemistry of a 2D run is planar too; the
+axisymmetric kinematics of physics/mechanics waits for axisymmetric geometries).
+
+Growth on a fixed mesh. The interface moves along n (from Li into the electrolyte) at
+v_n = -Omega_Li i_n / F. Each interface facet f hands its volume rate v_n(f) L_f (per unit
+depth) to the Li cells associated with it: those whose nearest interface facet (by midpoint) is
+f, weighted by a linear decay w = 2 (1 - d/h_g) with the depth d of the cell's centroid below
+the facet (0 beyond the band thickness h_g), plus the Li cell on f itself. Cell c receives the
+eigenstrain rate v_n(f) L_f w_c / sum_k(w_k |k|) n_f (x) n_f, so the growth strain integrates
+exactly to the plated (or stripped) volume, whatever the mesh. A band of a few cells keeps the
+eigenstrain smooth; a one-cell band makes it jump from cell to cell, and the Li stresses next to
+the interface become noisy. The facet currents are facet means of i_n (3-point Gauss) rescaled
+so that
+their sum equals int i_n ds of the electrochemistry, which makes the volume balance exact to
+solver tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import basix
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fem_petsc
+from scipy.spatial import cKDTree
+
+from ecm_fem.config import RunConfig
+from ecm_fem.constants import FARADAY
+from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+from ecm_fem.mesh import MeshData, cell_centroids, facet_end_points, owned_facet_cells
+from ecm_fem.physics import creep
+from ecm_fem.physics import mechanics as mech
+from ecm_fem.solver import BlockedNewtonSolver
+
+if TYPE_CHECKING:
+    from ecm_fem.problem import CurrentDistribution
+
+log = logging.getLogger("ecm_fem")
+
+PREFIX = "ecm_mech_"
+
+
+def _local_cells(msh: dmesh.Mesh) -> int:
+    imap = msh.topology.index_map(msh.topology.dim)
+    return imap.size_local + imap.num_ghosts
+
+
+def cell_tag_array(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags) -> np.ndarray:
+    """The cell tag of every local cell (owned and ghost; 0 where untagged)."""
+    tag = np.zeros(_local_cells(msh), dtype=np.int32)
+    tag[cell_tags.indices] = cell_tags.values
+    return tag
+
+
+@dataclass
+class InterfaceFacets:
+    """The interface facets of the whole mesh, the same arrays on every rank, sorted by
+    position: midpoints (n, 2) [m], unit normals from Li into the electrolyte (n, 2), chord
+    lengths (n,) [m]."""
+
+    midpoints: np.ndarray
+    normals: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def index_of(self, points: np.ndarray) -> np.ndarray:
+        """Index of the facet whose midpoint is at each of ``points`` (which must be facet
+        midpoints of the same mesh)."""
+        if not len(points):
+            return np.zeros(0, dtype=np.int64)
+        dist, idx = cKDTree(self.midpoints).query(points)
+        scale = float(self.lengths.min())
+        if np.any(dist > 1e-6 * scale):
+            raise RuntimeError("interface facets of the ion submesh and the parent mesh differ")
+        return idx
+
+
+def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
+                            cell_tag: np.ndarray) -> tuple[InterfaceFacets, np.ndarray,
+                                                           np.ndarray]:
+    """The global interface facet table of the parent mesh, and, for the locally owned
+    interface facets, their Li cells (local indices) and their rows in the table."""
+    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+    if msh.geometry.dim != 2:
+        raise NotImplementedError("mechanics growth band: 2D meshes only (3D geometries are "
+                                  "not built yet)")
+    msh.topology.create_connectivity(fdim, tdim)
+    f_to_c = msh.topology.connectivity(fdim, tdim)
+    n_owned = msh.topology.index_map(fdim).size_local
+    facets = facet_tags.find(FACET_TAGS["interface"])
+    facets = facets[facets < n_owned]
+    li_cells = np.empty(len(facets), dtype=np.int32)
+    other_cells = np.empty(len(facets), dtype=np.int32)
+    for k, f in enumerate(facets):
+        cells = f_to_c.links(f)
+        is_li = cell_tag[cells] == CELL_TAGS["li"]
+        if len(cells) != 2 or is_li.sum() != 1:
+            raise RuntimeError(f"interface facet {f}: expected one Li cell and one other cell")
+        li_cells[k] = cells[is_li][0]
+        other_cells[k] = cells[~is_li][0]
+    ends = facet_end_points(msh, facets)
+    mid = ends.mean(axis=1)
+    tangent = ends[:, 1] - ends[:, 0]
+    length = np.linalg.norm(tangent, axis=1)
+    normal = np.column_stack([tangent[:, 1], -tangent[:, 0]]) / np.maximum(length, 1e-300)[:, None]
+    centroid = cell_centroids(msh, li_cells)
+    flip = np.einsum("ij,ij->i", normal, mid - centroid) < 0
+    normal[flip] *= -1.0
+    table = np.column_stack([mid, normal, length])
+    table = np.vstack(msh.comm.allgather(table))
+    order = np.lexsort((table[:, 1], table[:, 0]))
+    table = table[order]
+    facets_table = InterfaceFacets(table[:, :2], table[:, 2:4], table[:, 4])
+    rows = facets_table.index_of(mid)
+    return facets_table, li_cells, rows
+
+
+def facet_currents(ec: CurrentDistribution, facets: InterfaceFacets) -> np.ndarray:
+    """Mean interface current density i_n [A/m^2] on every facet of ``facets`` (3-point Gauss
+    on each facet of the ion submesh), the same array on every rank."""
+    msh = ec.mesh
+    fdim = msh.topology.dim - 1
+    owned_cells, owned_local = owned_facet_cells(msh, ec.region.facet_tags,
+                                                 FACET_TAGS["interface"])
+    cell_type = getattr(basix.CellType, msh.topology.cell_name())
+    ref = basix.geometry(cell_type)
+    ref_facets = basix.topology(cell_type)[fdim]
+    s, w = np.polynomial.legendre.leggauss(3)
+    s, w = 0.5 * (s + 1.0), 0.5 * w
+    c_to_f = msh.topology.connectivity(msh.topology.dim, fdim)
+    by_local: dict[int, list[tuple[int, int]]] = {}
+    for cell, lf in zip(owned_cells, owned_local, strict=True):
+        by_local.setdefault(int(lf), []).append((int(cell), int(c_to_f.links(cell)[lf])))
+    mids, values = [], []
+    for lf in range(len(ref_facets)):
+        # fem.Expression creation is collective: build every local facet's rule on every rank
+        a, b = ref[ref_facets[lf][0]], ref[ref_facets[lf][1]]
+        points = a[None, :] + s[:, None] * (b - a)[None, :]
+        expr = fem.Expression(ec.i_n, points)
+        pairs = by_local.get(lf, [])
+        if not pairs:
+            continue
+        cells = np.array([c for c, _ in pairs], dtype=np.int32)
+        vals = expr.eval(msh, cells).reshape(len(cells), len(s))
+        values.append(vals @ w)
+        mids.append(facet_end_points(msh, np.array([f for _, f in pairs])).mean(axis=1))
+    local_mid = np.vstack(mids) if mids else np.zeros((0, 2))
+    local_val = np.concatenate(values) if values else np.zeros(0)
+    all_mid = np.vstack(msh.comm.allgather(local_mid))
+    all_val = np.concatenate(msh.comm.allgather(local_val))
+    out = np.full(len(facets), np.nan)
+    out[facets.index_of(all_mid)] = all_val
+    if np.any(np.isnan(out)):
+        raise RuntimeError("facet_currents: some interface facets got no current")
+    return out
+
+
+class GrowthBand:
+    """The plating/stripping growth eigenstrain eps_g (DG0 3x3 tensor on the parent mesh; see
+    the module docstring). ``advance(i_n_facets, dt)`` sets the trial value of the step,
+    ``commit`` / ``rollback`` accept or reject it."""
+
+    def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
+                 thickness: float, molar_volume: float):
+        self.msh = msh
+        self.thickness = thickness
+        self.molar_volume = molar_volume
+        comm = msh.comm
+        self.facets, li_on_facet, rows_on_facet = gather_interface_facets(
+            msh, facet_tags, cell_tag)
+        Q = fem.functionspace(msh, ("DG", 0, (3, 3)))
+        self.eps_g = fem.Function(Q, name="growth_strain")
+        self.eps_g_n = np.zeros_like(self.eps_g.x.array)
+        volumes = cell_volumes(msh)
+
+        n_cells = msh.topology.index_map(msh.topology.dim).size_local
+        li = np.flatnonzero(cell_tag[:n_cells] == CELL_TAGS["li"]).astype(np.int32)
+        mid, normals = self.facets.midpoints, self.facets.normals
+
+        def profile(cells: np.ndarray, facet: np.ndarray) -> np.ndarray:
+            """Band weight 2 (1 - d/h_g) at the normal depth d of each cell's centroid below
+            its facet (0 beyond h_g): linear decay, unit integral over the band."""
+            x = cell_centroids(msh, cells) if len(cells) else np.zeros((0, 2))
+            depth = np.einsum("ij,ij->i", normals[facet], mid[facet] - x)
+            return 2.0 * np.clip(1.0 - np.maximum(depth, 0.0) / thickness, 0.0, None)
+
+        weights: dict[tuple[int, int], float] = {}
+        if len(li) and len(self.facets):
+            _, nearest = cKDTree(mid).query(cell_centroids(msh, li))
+            w = profile(li, nearest)
+            weights.update(((int(c), int(f)), float(v))
+                           for c, f, v in zip(li, nearest, w, strict=True) if v > 0)
+        owned_li = li_on_facet < n_cells
+        own_cells, own_facets = li_on_facet[owned_li], rows_on_facet[owned_li]
+        for c, f, v in zip(own_cells, own_facets, profile(own_cells, own_facets), strict=True):
+            weights.setdefault((int(c), int(f)), max(float(v), 1e-3))  # no facet without cells
+        pair_arr = np.array(sorted(weights), dtype=np.int64).reshape(-1, 2)
+        w = np.array([weights[(int(c), int(f))] for c, f in pair_arr])
+        area = np.zeros(len(self.facets))
+        np.add.at(area, pair_arr[:, 1], w * volumes[pair_arr[:, 0]])
+        comm.Allreduce(MPI.IN_PLACE, area, op=MPI.SUM)
+        if np.any(area <= 0):
+            raise RuntimeError("growth band: an interface facet has no Li cell")
+        self._cells = pair_arr[:, 0]
+        self._facet = pair_arr[:, 1]
+        self._weight = w * self.facets.lengths[self._facet] / area[self._facet]
+        n = self.facets.normals[self._facet]
+        nn = np.zeros((len(self._facet), 3, 3))
+        nn[:, :2, :2] = n[:, :, None] * n[:, None, :]
+        self._nn = nn
+        self.band_cells = np.unique(self._cells)
+
+    def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
+        """Eigenstrain rate per local cell (n_local, 9) [1/s] for facet currents [A/m^2]."""
+        v_n = -self.molar_volume * i_n_facets / FARADAY
+        contrib = (self._weight * v_n[self._facet])[:, None, None] * self._nn
+        out = np.zeros((len(self.eps_g.x.array) // 9, 9))
+        np.add.at(out, self._cells, contrib.reshape(-1, 9))
+        return out
+
+    def advance(self, i_n_facets: np.ndarray, dt: float) -> None:
+        self.eps_g.x.array[:] = self.eps_g_n + dt * self.rate(i_n_facets).ravel()
+        self.eps_g.x.scatter_forward()
+
+    def commit(self) -> None:
+        self.eps_g_n[:] = self.eps_g.x.array
+
+    def rollback(self) -> None:
+        self.eps_g.x.array[:] = self.eps_g_n
+
+
+def cell_volumes(msh: dmesh.Mesh) -> np.ndarray:
+    """Measure of every local cell (owned and ghost) [m^2 in 2D, m^3 in 3D]."""
+    Q = fem.functionspace(msh, ("DG", 0))
+    vol = fem.Function(Q)
+    fem_petsc.assemble_vector(vol.x.petsc_vec, fem.form(ufl.TestFunction(Q) * ufl.dx(domain=msh)))
+    vol.x.scatter_forward()
+    return vol.x.array.copy()
+
+
+class SolidMechanics:
+    """u on all solids with its residual, supports, Li inelasticity and growth band.
+
+    Attributes:
+        u: displacement [m] (vector Lagrange on the parent mesh).
+        E, nu: DG0 Young's modulus [Pa] and Poisson ratio [-] per cell.
+        inelastic: ``creep.QuadratureInelasticity`` of the Li cells.
+        growth: ``GrowthBand`` or None.
+        residual, bcs, near_nullspace: what the solver needs.
+    """
+
+    def __init__(self, config: RunConfig, mesh_data: MeshData):
+        assert config.mechanics is not None
+        m = config.mechanics
+        self.config = config
+        msh = mesh_data.mesh
+        self.mesh = msh
+        self.mesh_data = mesh_data
+        gdim = msh.geometry.dim
+        self.kind = mech.Kinematics.PLANE_STRAIN if gdim == 2 else mech.Kinematics.THREE_D
+        self.cell_tag = cell_tag_array(msh, mesh_data.cell_tags)
+        self.regions = self._regions(mesh_data)
+
+        self.V = fem.functionspace(msh, ("Lagrange", m.degree, (gdim,)))
+        self.u = fem.Function(self.V, name="u")
+        self.E = self._cellwise("youngs_modulus")
+        self.nu = self._cellwise("poisson_ratio")
+
+        li_material = config.materials.li.resolve()
+        self.molar_volume = li_material.require("molar_volume", "materials.li")
+        self.growth: GrowthBand | None = None
+        eps = mech.strain3(self.u, self.kind)
+        if m.growth:
+            h_g = m.growth_band or 3.0 * config.geometry.interface_mesh_size
+            self.growth = GrowthBand(msh, mesh_data.facet_tags, self.cell_tag, h_g,
+                                     self.molar_volume)
+            eps = eps - self.growth.eps_g
+        self.strain = eps
+
+        law: creep.Law
+        if m.li_law.value == "norton":
+            law = creep.make_law("norton", **m.creep.model_dump())
+        elif m.li_law.value == "plasticity":
+            law = creep.make_law("plasticity", **m.plasticity.model_dump())
+        else:
+            law = creep.make_law("elastic")
+        li_cells = np.flatnonzero(np.isin(self.cell_tag, mesh_data.region_tags("li")))
+        qdeg = 1 if m.degree == 1 else 2
+        self.inelastic = creep.QuadratureInelasticity(
+            msh, eps, law, li_material.require("youngs_modulus", "materials.li"),
+            li_material.require("poisson_ratio", "materials.li"), quadrature_degree=qdeg,
+            cells=li_cells.astype(np.int32), temperature=config.temperature)
+        self.dt = 0.0
+
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags,
+                         metadata=self.inelastic.metadata)
+        self.dx = dx
+        li_tags = tuple(mesh_data.region_tags("li"))
+        other_tags = tuple(t for t in self.regions if t not in li_tags)
+        self.li_tags, self.other_tags = li_tags, other_tags
+        v = ufl.TestFunction(self.V)
+        eps_v = mech.strain3(v, self.kind)
+        # Stress of each part as (integrand stress, volumetric part at one point per cell):
+        # creeping or plastic Li flows at constant volume, which P2 triangles resolve only
+        # with the volumetric term integrated at the centroid (selective reduced integration:
+        # there a P2 field's linear divergence takes its cell mean, so this is P2-P0 B-bar).
+        # Elastic regions keep the full rule.
+        self.sigma_other = mech.hooke(eps, self.E, self.nu)
+        self.reduced_volumetric = m.li_law.value != "elastic"
+        if self.reduced_volumetric:
+            # Over all cells with a Li indicator, not over the Li subdomain: FFCx (0.9) groups
+            # integrals of one subdomain id into one kernel, and with two quadrature degrees
+            # there the quadrature-point stress came out inconsistent with its Jacobian
+            # (finite-difference mismatch 2e-2, Newton stalled).
+            self.dx_vol = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags,
+                                      metadata={"quadrature_degree": 1})
+            indicator = fem.Function(fem.functionspace(msh, ("DG", 0)), name="li_indicator")
+            indicator.x.array[li_cells] = 1.0
+            lmbda, mu = mech.lame_parameters(self.E, self.nu)
+            self.sigma_h_li = indicator * (lmbda + 2.0 * mu / 3.0) * ufl.tr(eps)
+            self.sigma_li = mech.deviatoric(self.inelastic.sigma)
+            F = (ufl.inner(self.sigma_li, eps_v) * dx(li_tags)
+                 + self.sigma_h_li * ufl.tr(eps_v) * self.dx_vol)
+        else:
+            self.sigma_li = self.inelastic.sigma
+            F = ufl.inner(self.sigma_li, eps_v) * dx(li_tags)
+        if other_tags:
+            F += ufl.inner(self.sigma_other, eps_v) * dx(other_tags)
+        ds = ufl.Measure("ds", domain=msh, subdomain_data=mesh_data.facet_tags)
+        self.stack_pressure = fem.Constant(msh, float(m.stack_pressure))
+        F += mech.pressure_residual(self.stack_pressure, v, self.kind,
+                                    ds(FACET_TAGS[m.pressure_face]))
+        self.residual = F
+        self.bcs = self._supports()
+        self.near_nullspace = mech.rigid_body_modes(self.V, self.kind)
+
+    # -- set-up
+    def _regions(self, mesh_data: MeshData) -> dict[int, tuple[str, str | None]]:
+        regions: dict[int, tuple[str, str | None]] = {tag: (name, None)
+                                                      for name, tag in CELL_TAGS.items()}
+        for name, (parent, tag) in mesh_data.subregions.items():
+            regions[tag] = (name, parent)
+        present = np.unique(np.concatenate(self.mesh.comm.allgather(np.unique(self.cell_tag))))
+        unknown = np.setdiff1d(present, list(regions))
+        if len(unknown):
+            raise ValueError(f"mesh: cells with unknown tag(s) {unknown.tolist()}")
+        return {int(t): regions[int(t)] for t in present}
+
+    def _cellwise(self, prop: str) -> fem.Function:
+        Q = fem.functionspace(self.mesh, ("DG", 0))
+        field = fem.Function(Q, name=prop)
+        for tag, (name, parent) in self.regions.items():
+            key = f"materials.{'patches.' if parent else ''}{name}"
+            value = self.config.materials.for_region(name, parent).require(prop, key)
+            field.x.array[self.cell_tag == tag] = value
+        field.x.scatter_forward()
+        return field
+
+    def _supports(self) -> list[fem.DirichletBC]:
+        """Held face (roller or fixed) opposite the pressure face, and symmetric sides."""
+        m = self.config.mechanics
+        assert m is not None
+        msh, tags = self.mesh, self.mesh_data.facet_tags
+        fdim = msh.topology.dim - 1
+        held = "counter" if m.pressure_face == "li_cc" else "li_cc"
+        bcs = []
+        facets = tags.find(FACET_TAGS[held])
+        if m.held_face == "fixed":
+            dofs = fem.locate_dofs_topological(self.V, fdim, facets)
+            zero = np.zeros(msh.geometry.dim)
+            bcs.append(fem.dirichletbc(zero, dofs, self.V))
+        else:
+            bcs += self._normal_zero(facets, held)
+        if m.sides == "symmetric":
+            bcs += self._normal_zero(tags.find(FACET_TAGS["side"]), "side")
+        return bcs
+
+    def _normal_zero(self, facets: np.ndarray, name: str) -> list[fem.DirichletBC]:
+        """u . n = 0 on axis-aligned facets: the component along each facet's normal axis."""
+        msh = self.mesh
+        fdim = msh.topology.dim - 1
+        bcs = []
+        ends = facet_end_points(msh, facets) if len(facets) else np.zeros((0, 2, 2))
+        spread = np.abs(ends[:, 1] - ends[:, 0])
+        length = spread.max(axis=1) if len(facets) else np.zeros(0)
+        axis = np.argmin(spread, axis=1) if len(facets) else np.zeros(0, dtype=int)
+        aligned = spread.min(axis=1) <= 1e-8 * np.maximum(length, 1e-300) if len(facets) \
+            else np.zeros(0, dtype=bool)
+        if not msh.comm.allreduce(bool(np.all(aligned)), op=MPI.LAND):
+            raise ValueError(f"mechanics: '{name}' facets must be axis-aligned for a roller or "
+                             "symmetry support")
+        for k in range(msh.geometry.dim):
+            Vk = self.V.sub(k)
+            dofs = fem.locate_dofs_topological(Vk, fdim, facets[axis == k])
+            bcs.append(fem.dirichletbc(PETSc.ScalarType(0.0), dofs, Vk))
+        return bcs
+
+    # -- time stepping
+    def pre_residual(self) -> None:
+        self.inelastic.update(self.dt)
+
+    def advance(self, dt: float, i_n_facets: np.ndarray | None) -> None:
+        """Set the trial step: growth eigenstrain from the facet currents, creep over dt."""
+        self.dt = dt
+        if self.growth is not None and i_n_facets is not None:
+            self.growth.advance(i_n_facets, dt)
+
+    def commit(self) -> None:
+        self.inelastic.commit()
+        if self.growth is not None:
+            self.growth.commit()
+
+    def rollback(self) -> None:
+        self.inelastic.rollback()
+        if self.growth is not None:
+            self.growth.rollback()
+
+    def build_solver(self) -> BlockedNewtonSolver:
+        m = self.config.mechanics
+        assert m is not None
+        g = self.config.geometry
+        p_ref = max(m.stack_pressure, 1e6)
+        options: dict[str, Any] = {
+            "snes_rtol": m.rtol,
+            "snes_atol": 1e-10 * p_ref * g.width,  # [N/m]: a force per depth, like the residual
+            "snes_max_it": 40,
+            # backtracking: with full steps Newton diverged on the void geometry for dt >= 0.3 s
+            # (the elastic predictor of a growth step overshoots Norton's m = 5 flow)
+            "snes_linesearch_type": "bt",
+        }
+        if m.linear_solver == "direct":
+            options.update({"ksp_type": "preonly", "pc_type": "lu",
+                            "pc_factor_mat_solver_type": "mumps"})
+        else:
+            options.update({"ksp_type": "cg", "ksp_rtol": min(1e-10, 0.01 * m.rtol),
+                            "ksp_max_it": 1000, "pc_type": "gamg"})
+        options.update(m.petsc_options)
+        return BlockedNewtonSolver([self.residual], [self.u], ["u"], self.bcs, options=options,
+                                   linear_solver=m.linear_solver,
+                                   near_nullspaces={"u": self.near_nullspace},
+                                   pre_residual=self.pre_residual, prefix=PREFIX)
+
+
+class StressFields:
+    """Cell averages of the stress (DG0, for ParaView and the interface/scalar outputs):
+    sigma (3x3) [Pa], von Mises [Pa], pressure p = -tr(sigma)/3 [Pa], the accumulated
+    equivalent creep strain [-] of Li. ``update()`` recomputes them (collective)."""
+
+    def __init__(self, s: SolidMechanics):
+        msh = s.mesh
+        self.solid = s
+        T = fem.functionspace(msh, ("DG", 0, (3, 3)))
+        Q = fem.functionspace(msh, ("DG", 0))
+        self.sigma = fem.Function(T, name="stress")
+        self.von_mises = fem.Function(Q, name="von_mises")
+        self.pressure = fem.Function(Q, name="pressure")
+        self.creep_strain = fem.Function(Q, name="equivalent_creep_strain")
+        wt, wq = ufl.TestFunction(T), ufl.TestFunction(Q)
+        dx = s.dx
+        if s.reduced_volumetric:
+            form = (ufl.inner(mech.deviatoric(s.inelastic.stress), wt) * dx(s.li_tags)
+                    + s.sigma_h_li * ufl.tr(wt) * s.dx_vol)
+        else:
+            form = ufl.inner(s.inelastic.stress, wt) * dx(s.li_tags)
+        if s.other_tags:
+            form += ufl.inner(s.sigma_other, wt) * dx(s.other_tags)
+        self._sigma_form = fem.form(form)
+        self._p_form = fem.form(s.inelastic.p * wq * dx(s.li_tags))
+        self._vol = cell_volumes(msh)
+
+    def update(self) -> None:
+        for f, form, bs in ((self.sigma, self._sigma_form, 9),
+                            (self.creep_strain, self._p_form, 1)):
+            f.x.array[:] = 0.0
+            fem_petsc.assemble_vector(f.x.petsc_vec, form)
+            f.x.petsc_vec.ghostUpdate(addv=PETSc.InsertMode.ADD,
+                                      mode=PETSc.ScatterMode.REVERSE)
+            f.x.scatter_forward()
+            f.x.array[:] = (f.x.array.reshape(-1, bs) / self._vol[:, None]).ravel()
+        sig = self.sigma.x.array.reshape(-1, 3, 3)
+        tr = np.trace(sig, axis1=1, axis2=2)
+        dev = sig - tr[:, None, None] / 3.0 * np.eye(3)
+        self.von_mises.x.array[:] = np.sqrt(1.5 * np.einsum("nij,nij->n", dev, dev))
+        self.pressure.x.array[:] = -tr / 3.0
+
+    def region_max(self, f: fem.Function, region: str) -> float:
+        """Largest cell value of ``f`` over the cells of ``region`` (with sub-regions)."""
+        s = self.solid
+        n = s.mesh.topology.index_map(s.mesh.topology.dim).size_local
+        cells = np.isin(s.cell_tag[:n], s.mesh_data.region_tags(region))
+        local = float(f.x.array[:n][cells].max()) if cells.any() else -np.inf
+        value = s.mesh.comm.allreduce(local, op=MPI.MAX)
+        return value if np.isfinite(value) else float("nan")
+
