@@ -255,3 +255,27 @@ def test_li_filled_flaw_pressurises_and_creep_relaxes_it():
     assert norton[1] < elastic[1]
     assert norton[-1] < 0.8 * norton[1]  # relaxes at rest
     assert all(b <= a * (1 + 1e-9) for a, b in zip(norton[2:], norton[3:], strict=False))
+
+
+@pytest.mark.serial_only
+def test_flaw_run_agrees_on_1_and_3_ranks(tmp_path):
+    """The whole run (electrochemistry, growth, creep, K_I) of the Li-filled flaw config gives
+    the same scalars on 1 and 3 ranks."""
+    import json
+
+    from conftest import REPO, run_cli
+
+    summaries = {}
+    for n in (1, 3):
+        out = tmp_path / f"n{n}"
+        proc = run_cli(["run", str(REPO / "configs/electrolyte_flaw_li_llzo.yaml"), "-o",
+                        str(out), "--set", "time.t_end=10", "--set", "time.adaptive=false"],
+                       nprocs=n)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        summaries[n] = json.loads((out / "summary.json").read_text())
+    one, three = summaries[1], summaries[3]
+    print({k: (one[k], three[k]) for k in ("max_p_li", "max_vm_electrolyte", "KI_flaw")})
+    assert one["steps"] == three["steps"] == 2
+    for key in ("V_we", "max_p_li", "max_vm_electrolyte", "max_creep_strain_li", "KI_flaw",
+                "KI_over_KIc_flaw"):
+        assert three[key] == pytest.approx(one[key], rel=1e-6), key
