@@ -367,7 +367,7 @@ class CrackTips:
                 dS = ufl.Measure("dS", domain=s.mesh, subdomain_data=tags)
                 kwargs = {"face_measure": dS(FACET_TAGS["interface"]),
                           "face_stress": self.stress.sigma}
-            else:  # traction free, but the notch root needs its W m_1 term
+            else:  # traction free; the blunt root is a face inside r_in (fracture.py)
                 ds = ufl.Measure("ds", domain=s.mesh, subdomain_data=tags)
                 kwargs = {"face_measure": ds(FACET_TAGS["crack_surface"]), "face_pressure": 0.0}
             try:
