@@ -151,6 +151,18 @@ def cell_centroids(msh: dmesh.Mesh, cells: np.ndarray) -> np.ndarray:
     return msh.geometry.x[nodes[:, : tdim + 1], : msh.geometry.dim].mean(axis=1)
 
 
+def facet_normals(msh: dmesh.Mesh, facets: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(n, 2) unit normals of the local 2D ``facets`` (of their chords), each pointing away
+    from the centroid of the matching cell of ``cells`` (e.g. from Li into the electrolyte)."""
+    ends = facet_end_points(msh, facets)
+    tangent = ends[:, 1] - ends[:, 0]
+    length = np.maximum(np.linalg.norm(tangent, axis=1), 1e-300)
+    normal = np.column_stack([tangent[:, 1], -tangent[:, 0]]) / length[:, None]
+    outward = ends.mean(axis=1) - cell_centroids(msh, cells)
+    normal[np.einsum("ij,ij->i", normal, outward) < 0] *= -1.0
+    return normal
+
+
 def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """For the boundary facets tagged ``tag``: the cell of each facet that this rank owns and

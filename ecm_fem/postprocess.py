@@ -17,7 +17,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem.geometry.tags import FACET_TAGS
-from ecm_fem.mesh import cell_centroids, facet_end_points, owned_facet_cells
+from ecm_fem.mesh import facet_normals, owned_facet_cells
 from ecm_fem.physics import electrochemistry as ec
 
 if TYPE_CHECKING:
@@ -114,24 +114,22 @@ def _facet_stresses(p: CurrentDistribution, stress: StressFields | None, cells: 
     par_c2f, par_f2v = parent.topology.connectivity(tdim, fdim), \
         parent.topology.connectivity(fdim, 0)
     par_f2c = parent.topology.connectivity(fdim, tdim)
-    sigma = stress.sigma.x.array.reshape(-1, 3, 3)
-    for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True)):
+    facets, li_cells, ion_cells = [], [], []
+    for c, lf in zip(cells, local_facets, strict=True):
         verts = set(p.region.vertex_map[sub_f2v.links(sub_c2f.links(c)[lf])].tolist())
         c_ion = int(p.region.cell_map[c])
         facet = next(f for f in par_c2f.links(c_ion) if set(par_f2v.links(f).tolist()) == verts)
-        c_li = next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion)
-        a, b = facet_end_points(parent, np.array([facet]))[0]
-        n = np.array([b[1] - a[1], a[0] - b[0], 0.0])
-        n /= np.linalg.norm(n)
-        if np.dot(n[:2], 0.5 * (a + b) - cell_centroids(parent, np.array([c_li]))[0]) < 0:
-            n = -n
-        row = []
-        for cell in (c_li, c_ion):
-            s3 = sigma[cell]
-            s_h = np.trace(s3) / 3.0
-            s_nn = n @ s3 @ n
-            row += [s_nn, -s_h, s_nn - s_h]
-        out[k] = row
+        facets.append(facet)
+        ion_cells.append(c_ion)
+        li_cells.append(next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion))
+    n2 = facet_normals(parent, np.array(facets), np.array(li_cells))
+    n = np.column_stack([n2, np.zeros(len(n2))])
+    sigma = stress.sigma.x.array.reshape(-1, 3, 3)
+    for k, side in enumerate((li_cells, ion_cells)):
+        s3 = sigma[side]
+        s_h = np.trace(s3, axis1=1, axis2=2) / 3.0
+        s_nn = np.einsum("ni,nij,nj->n", n, s3, n)
+        out[:, 3 * k: 3 * k + 3] = np.column_stack([s_nn, -s_h, s_nn - s_h])
     return out
 
 

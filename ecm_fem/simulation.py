@@ -22,15 +22,13 @@ from typing import Any
 from mpi4py import MPI
 
 import numpy as np
-import ufl
-from dolfinx import fem
 
 from ecm_fem import __version__, plots, postprocess
 from ecm_fem.config import RunConfig, dump_config
 from ecm_fem.io import MECHANICS_COLUMNS, RunWriter, prepare_run_dir
 from ecm_fem.mesh import generate
 from ecm_fem.problem import CurrentDistribution
-from ecm_fem.solid import SolidMechanics, StressFields, facet_currents
+from ecm_fem.solid import StepSolid
 from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
 
 log = logging.getLogger("ecm_fem")
@@ -267,117 +265,3 @@ def _attempt(problem: CurrentDistribution, solver: BlockedNewtonSolver, solid: S
                 u.x.array[:] = old
             return False, [], f"mechanics: {exc}"
     return True, reports, ""
-
-
-class StepSolid:
-    """The mechanics of a run: problem, solver, stress fields, one step at a time."""
-
-    def __init__(self, config: RunConfig, mesh_data: Any):
-        self.problem = SolidMechanics(config, mesh_data)
-        self.solver = self.problem.build_solver()
-        self.stress = StressFields(self.problem)
-        self.tips = CrackTips(config, self.problem, self.stress)
-
-    def solve(self, ec: CurrentDistribution, dt: float) -> SolveReport:
-        """Growth from ``ec``'s interface current over ``dt``, creep over ``dt``, solve; commit
-        on success, roll back and raise on failure."""
-        p = self.problem
-        currents = None
-        if p.growth is not None and dt > 0:
-            currents = facet_currents(ec, p.growth.facets)
-            total = ec.mesh.comm.allreduce(
-                fem.assemble_scalar(fem.form(ec.i_n * ec.interface_measure)), op=MPI.SUM)
-            discrete = float(np.dot(currents, p.growth.facets.lengths))
-            if discrete != 0.0:
-                currents *= total / discrete  # exact plated volume (solid.py docstring)
-        p.advance(dt, currents)
-        try:
-            report = self.solver.solve()
-        except SolverError:
-            p.rollback()
-            p.dt = 0.0
-            p.pre_residual()  # the committed stress state at the restored displacement
-            raise
-        p.commit()
-        self.stress.update()
-        return report
-
-    def scalars(self, report: SolveReport) -> dict[str, float]:
-        s = self.stress
-        return {
-            "max_vm_electrolyte": s.region_max(s.von_mises, "electrolyte"),
-            "max_p_li": s.region_max(s.pressure, "li"),
-            "max_creep_strain_li": s.region_max(s.creep_strain, "li"),
-            "newton_its_mech": report.newton_its,
-            "krylov_its_mech": report.krylov_its,
-            **self.tips.scalars(),
-        }
-
-    def add_fields(self, writer: RunWriter) -> None:
-        s = self.stress
-        writer.add_fields("displacement", [self.problem.u])
-        writer.add_fields("stress", [s.sigma])
-        writer.add_fields("stress_measures", [s.von_mises, s.pressure, s.creep_strain])
-
-    def destroy(self) -> None:
-        self.solver.destroy()
-
-
-class CrackTips:
-    """K_I at the geometry's crack tips (``geometry.crack_tips()``) by the interaction integral
-    over the electrolyte (physics/fracture.py), and K_I / K_Ic with the electrolyte's fracture
-    toughness. The domain is a ring of radii r_in = max(r_out / 4, flaw_opening) (the blunt
-    root lies inside r_in) and r_out = flaw_depth / 4 (at most a quarter of the ligament),
-    inside the electrolyte. Li-filled flaws load the faces with the
-    Li cells' stresses; empty flaws are traction free. A tip on the symmetry line x = 0 is a
-    half model."""
-
-    def __init__(self, config: RunConfig, solid: SolidMechanics, stress: StressFields):
-        g = config.geometry
-        self.tips = g.crack_tips()
-        self.solid, self.stress = solid, stress
-        self.k_ic = config.materials.electrolyte.resolve().fracture_toughness
-        depth = getattr(g, "flaw_depth", None)
-        if self.tips and depth is not None:
-            self.r_out = 0.25 * min(depth, g.electrolyte_thickness - depth)
-            # the notch root (radius opening / 2) must lie inside r_in
-            self.r_in = max(0.25 * self.r_out, float(g.flaw_opening))
-            if self.r_in >= 0.8 * self.r_out:
-                raise ValueError("geometry.flaw_opening: the flaw is too blunt for K_I "
-                                 f"(root {g.flaw_opening:g} m against a domain radius "
-                                 f"{self.r_out:g} m); make it narrower or deeper")
-        else:
-            self.r_out, self.r_in = 0.25 * g.interface_mesh_size, 0.0625 * g.interface_mesh_size
-        self.filled = bool(getattr(g, "filled", False))
-        self.width = g.width
-
-    def columns(self) -> list[str]:
-        return [c for name, _, _ in self.tips for c in (f"KI_{name}", f"KI_over_KIc_{name}")]
-
-    def scalars(self) -> dict[str, float]:
-        from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
-        from ecm_fem.physics import fracture
-
-        s = self.solid
-        out: dict[str, float] = {}
-        for name, tip, direction in self.tips:
-            tags = s.mesh_data.facet_tags
-            kwargs: dict[str, Any]
-            if self.filled:  # faces loaded by the Li cells' (cell-average) stress
-                dS = ufl.Measure("dS", domain=s.mesh, subdomain_data=tags)
-                kwargs = {"face_measure": dS(FACET_TAGS["interface"]),
-                          "face_stress": self.stress.sigma}
-            else:  # traction free; the blunt root is a face inside r_in (fracture.py)
-                ds = ufl.Measure("ds", domain=s.mesh, subdomain_data=tags)
-                kwargs = {"face_measure": ds(FACET_TAGS["crack_surface"]), "face_pressure": 0.0}
-            try:
-                res = fracture.crack_tip_integrals(
-                    s.u, s.E, s.nu, s.mesh_data.cell_tags, [CELL_TAGS["electrolyte"]], tip,
-                    direction, self.r_in, self.r_out,
-                    half_model=abs(tip[0]) < 1e-9 * self.width, **kwargs)
-            except ValueError as exc:  # a set-up problem of the run, not of the config
-                raise RuntimeError(f"K_I at crack tip '{name}': {exc}") from exc
-            out[f"KI_{name}"] = res.K_I
-            out[f"KI_over_KIc_{name}"] = (fracture.k_ratio(res, self.k_ic) if self.k_ic
-                                          else float("nan"))
-        return out

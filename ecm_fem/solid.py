@@ -40,12 +40,19 @@ from scipy.spatial import cKDTree
 from ecm_fem.config import RunConfig
 from ecm_fem.constants import FARADAY
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
-from ecm_fem.mesh import MeshData, cell_centroids, facet_end_points, owned_facet_cells
-from ecm_fem.physics import creep
+from ecm_fem.mesh import (
+    MeshData,
+    cell_centroids,
+    facet_end_points,
+    facet_normals,
+    owned_facet_cells,
+)
+from ecm_fem.physics import creep, fracture
 from ecm_fem.physics import mechanics as mech
-from ecm_fem.solver import BlockedNewtonSolver
+from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
 
 if TYPE_CHECKING:
+    from ecm_fem.io import RunWriter
     from ecm_fem.problem import CurrentDistribution
 
 log = logging.getLogger("ecm_fem")
@@ -115,12 +122,8 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
         other_cells[k] = cells[~is_li][0]
     ends = facet_end_points(msh, facets)
     mid = ends.mean(axis=1)
-    tangent = ends[:, 1] - ends[:, 0]
-    length = np.linalg.norm(tangent, axis=1)
-    normal = np.column_stack([tangent[:, 1], -tangent[:, 0]]) / np.maximum(length, 1e-300)[:, None]
-    centroid = cell_centroids(msh, li_cells)
-    flip = np.einsum("ij,ij->i", normal, mid - centroid) < 0
-    normal[flip] *= -1.0
+    length = np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1)
+    normal = facet_normals(msh, facets, li_cells)
     table = np.column_stack([mid, normal, length])
     table = np.vstack(msh.comm.allgather(table))
     order = np.lexsort((table[:, 1], table[:, 0]))
@@ -507,3 +510,113 @@ class StressFields:
         value = s.mesh.comm.allreduce(local, op=MPI.MAX)
         return value if np.isfinite(value) else float("nan")
 
+
+class StepSolid:
+    """The mechanics of a run: problem, solver, stress fields, one step at a time."""
+
+    def __init__(self, config: RunConfig, mesh_data: Any):
+        self.problem = SolidMechanics(config, mesh_data)
+        self.solver = self.problem.build_solver()
+        self.stress = StressFields(self.problem)
+        self.tips = CrackTips(config, self.problem, self.stress)
+
+    def solve(self, ec: CurrentDistribution, dt: float) -> SolveReport:
+        """Growth from ``ec``'s interface current over ``dt``, creep over ``dt``, solve; commit
+        on success, roll back and raise on failure."""
+        p = self.problem
+        currents = None
+        if p.growth is not None and dt > 0:
+            currents = facet_currents(ec, p.growth.facets)
+            total = ec.mesh.comm.allreduce(
+                fem.assemble_scalar(fem.form(ec.i_n * ec.interface_measure)), op=MPI.SUM)
+            discrete = float(np.dot(currents, p.growth.facets.lengths))
+            if discrete != 0.0:
+                currents *= total / discrete  # exact plated volume (solid.py docstring)
+        p.advance(dt, currents)
+        try:
+            report = self.solver.solve()
+        except SolverError:
+            p.rollback()
+            p.dt = 0.0
+            p.pre_residual()  # the committed stress state at the restored displacement
+            raise
+        p.commit()
+        self.stress.update()
+        return report
+
+    def scalars(self, report: SolveReport) -> dict[str, float]:
+        s = self.stress
+        return {
+            "max_vm_electrolyte": s.region_max(s.von_mises, "electrolyte"),
+            "max_p_li": s.region_max(s.pressure, "li"),
+            "max_creep_strain_li": s.region_max(s.creep_strain, "li"),
+            "newton_its_mech": report.newton_its,
+            "krylov_its_mech": report.krylov_its,
+            **self.tips.scalars(),
+        }
+
+    def add_fields(self, writer: RunWriter) -> None:
+        s = self.stress
+        writer.add_fields("displacement", [self.problem.u])
+        writer.add_fields("stress", [s.sigma])
+        writer.add_fields("stress_measures", [s.von_mises, s.pressure, s.creep_strain])
+
+    def destroy(self) -> None:
+        self.solver.destroy()
+
+
+class CrackTips:
+    """K_I at the geometry's crack tips (``geometry.crack_tips()``) by the interaction integral
+    over the electrolyte (physics/fracture.py), and K_I / K_Ic with the electrolyte's fracture
+    toughness. The domain is a ring of radii r_in = max(r_out / 4, flaw_opening) (the blunt
+    root lies inside r_in) and r_out = flaw_depth / 4 (at most a quarter of the ligament),
+    inside the electrolyte. Li-filled flaws load the faces with the
+    Li cells' stresses; empty flaws are traction free. A tip on the symmetry line x = 0 is a
+    half model."""
+
+    def __init__(self, config: RunConfig, solid: SolidMechanics, stress: StressFields):
+        g = config.geometry
+        self.tips = g.crack_tips()
+        self.solid, self.stress = solid, stress
+        self.k_ic = config.materials.electrolyte.resolve().fracture_toughness
+        depth = getattr(g, "flaw_depth", None)
+        if self.tips and depth is not None:
+            self.r_out = 0.25 * min(depth, g.electrolyte_thickness - depth)
+            # the notch root (radius opening / 2) must lie inside r_in
+            self.r_in = max(0.25 * self.r_out, float(g.flaw_opening))
+            if self.r_in >= 0.8 * self.r_out:
+                raise ValueError("geometry.flaw_opening: the flaw is too blunt for K_I "
+                                 f"(root {g.flaw_opening:g} m against a domain radius "
+                                 f"{self.r_out:g} m); make it narrower or deeper")
+        else:
+            self.r_out, self.r_in = 0.25 * g.interface_mesh_size, 0.0625 * g.interface_mesh_size
+        self.filled = bool(getattr(g, "filled", False))
+        self.width = g.width
+
+    def columns(self) -> list[str]:
+        return [c for name, _, _ in self.tips for c in (f"KI_{name}", f"KI_over_KIc_{name}")]
+
+    def scalars(self) -> dict[str, float]:
+        s = self.solid
+        out: dict[str, float] = {}
+        for name, tip, direction in self.tips:
+            tags = s.mesh_data.facet_tags
+            kwargs: dict[str, Any]
+            if self.filled:  # faces loaded by the Li cells' (cell-average) stress
+                dS = ufl.Measure("dS", domain=s.mesh, subdomain_data=tags)
+                kwargs = {"face_measure": dS(FACET_TAGS["interface"]),
+                          "face_stress": self.stress.sigma}
+            else:  # traction free; the blunt root is a face inside r_in (fracture.py)
+                ds = ufl.Measure("ds", domain=s.mesh, subdomain_data=tags)
+                kwargs = {"face_measure": ds(FACET_TAGS["crack_surface"]), "face_pressure": 0.0}
+            try:
+                res = fracture.crack_tip_integrals(
+                    s.u, s.E, s.nu, s.mesh_data.cell_tags, [CELL_TAGS["electrolyte"]], tip,
+                    direction, self.r_in, self.r_out,
+                    half_model=abs(tip[0]) < 1e-9 * self.width, **kwargs)
+            except ValueError as exc:  # a set-up problem of the run, not of the config
+                raise RuntimeError(f"K_I at crack tip '{name}': {exc}") from exc
+            out[f"KI_{name}"] = res.K_I
+            out[f"KI_over_KIc_{name}"] = (fracture.k_ratio(res, self.k_ic) if self.k_ic
+                                          else float("nan"))
+        return out
