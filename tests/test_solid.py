@@ -22,13 +22,14 @@ import pytest
 import ufl
 from dolfinx import fem
 
+from ecm_fem import postprocess
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
 from ecm_fem.constants import FARADAY
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import generate
 from ecm_fem.problem import CurrentDistribution
-from ecm_fem.simulation import StepSolid, build_solver
-from ecm_fem.solid import cell_volumes
+from ecm_fem.simulation import build_solver
+from ecm_fem.solid import StepSolid, cell_volumes
 
 P_STACK = 1e6
 L_LI, L_E, W = 10e-6, 20e-6, 10e-6
@@ -91,6 +92,14 @@ def test_stack_pressure_on_elastic_layers(degree):
         np.testing.assert_allclose(sig[:, 0, 0], lateral, rtol=1e-9)
         np.testing.assert_allclose(sig[:, 2, 2], lateral, rtol=1e-9)
         np.testing.assert_allclose(sig[:, 0, 1], 0.0, atol=1e-9 * P_STACK)
+    # interface.csv columns: each side's normal stress, pressure and deviatoric normal stress
+    prof = postprocess.interface_profile(ec, solid.stress)
+    for side, mat in (("li", LI), ("electrolyte", LLZO)):
+        lateral = -P_STACK * mat["nu"] / (1 - mat["nu"])
+        p_side = -(2 * lateral - P_STACK) / 3
+        np.testing.assert_allclose(prof[f"sigma_nn_{side}"], -P_STACK, rtol=1e-9)
+        np.testing.assert_allclose(prof[f"p_{side}"], p_side, rtol=1e-9)
+        np.testing.assert_allclose(prof[f"tau_nn_{side}"], -P_STACK + p_side, rtol=1e-9)
     expected = P_STACK * (L_LI / confined_modulus(**LI) + L_E / confined_modulus(**LLZO))
     assert face_mean(solid, md, 1, "li_cc") == pytest.approx(expected, rel=1e-9)
     assert face_mean(solid, md, 1, "counter") == pytest.approx(0.0, abs=1e-12 * expected)
