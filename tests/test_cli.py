@@ -119,3 +119,17 @@ def test_solver_failure_exit_code(tmp_path):
     assert "did not converge" in out.stderr
     summary = json.loads((tmp_path / "f" / "summary.json").read_text())
     assert summary["converged"] is False
+
+
+def test_failing_mechanics_step_is_cut_then_the_run_stops(tmp_path):
+    """A mechanics step that cannot converge is retried with half the step down to dt_min, then
+    the run stops with exit code 3 and converged: false, nothing unconverged accepted."""
+    out = run_cli(["run", "configs/electrolyte_flaw_li_llzo.yaml", "-o", str(tmp_path / "m"),
+                   "--set", "time.t_end=10", "--set", "time.dt=5", "--set", "time.dt_min=1.25",
+                   "--set", "time.adaptive=false",
+                   "--set", "mechanics.petsc_options.snes_max_it=1"])
+    assert out.returncode == 3, out.stdout + out.stderr
+    log = out.stdout + out.stderr
+    assert "retrying with dt = 2.5 s" in log and "retrying with dt = 1.25 s" in log
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["converged"] is False and summary["steps"] == 0

@@ -288,3 +288,30 @@ def test_flaw_run_agrees_on_1_and_3_ranks(tmp_path):
     for key in ("V_we", "max_p_li", "max_vm_electrolyte", "max_creep_strain_li", "KI_flaw",
                 "KI_over_KIc_flaw"):
         assert three[key] == pytest.approx(one[key], rel=1e-6), key
+
+
+def test_time_step_control():
+    """Steps end on the current steps' ends; after a cut, dt grows back (x2) only after four
+    good steps and never beyond time.dt; adaptive steps grow by 1.5 after easy solves (up to
+    dt_max) and shrink by 0.7 after hard ones (down to dt_min)."""
+    from ecm_fem.simulation import _next_step, breakpoints
+    from ecm_fem.solver import SolveReport
+
+    def rep(newton: int) -> list[SolveReport]:
+        return [SolveReport(True, "", newton, 0)]
+
+    config = RunConfig.model_validate({
+        "control": {"steps": [{"until": 3.0, "current_density": -1.0},
+                              {"until": 20.0, "current_density": 1.0}]},
+        "time": {"t_end": 10.0, "dt": 2.0}})
+    assert breakpoints(config) == [3.0, 10.0]
+    assert _next_step(config, 0.5, 0.5, rep(3), successes=2) == 0.5
+    assert _next_step(config, 0.5, 0.5, rep(3), successes=4) == 1.0
+    assert _next_step(config, 2.0, 2.0, rep(3), successes=9) == 2.0
+    adaptive = config.model_copy(update={"time": config.time.model_copy(
+        update={"adaptive": True, "dt_max": 5.0, "dt_min": 0.1})})
+    assert _next_step(adaptive, 2.0, 2.0, rep(5), successes=9) == pytest.approx(3.0)
+    assert _next_step(adaptive, 4.0, 4.0, rep(5), successes=9) == pytest.approx(5.0)
+    assert _next_step(adaptive, 2.0, 2.0, rep(30), successes=9) == pytest.approx(1.4)
+    assert _next_step(adaptive, 0.12, 0.12, rep(30), successes=9) == pytest.approx(0.1)
+    assert _next_step(adaptive, 2.0, 2.0, rep(15), successes=9) == pytest.approx(2.0)
