@@ -14,6 +14,7 @@ from mpi4py import MPI
 import gmsh
 import numpy as np
 from dolfinx import mesh as dmesh
+from scipy.spatial import cKDTree
 
 from ecm_fem import _compat
 from ecm_fem.config import RunConfig
@@ -180,3 +181,123 @@ def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
             cells.append(cell)
             local.append(int(np.flatnonzero(c_to_f.links(cell) == facet)[0]))
     return np.asarray(cells, dtype=np.int32), np.asarray(local, dtype=np.int32)
+
+
+class InterfaceCurve:
+    """A 2D interface as a polyline of mesh facets, the same arrays on every rank, with its
+    curvature kappa_c = div_s(n) [1/m] (n the unit normal from Li into the electrolyte): the
+    sum of the principal curvatures, 1/R on a circular arc, positive where the Li bulges into
+    the electrolyte, so that gamma * kappa_c is the Laplace pressure (PHYSICS.md 3.1).
+
+    At a vertex joining two facets a -> b, kappa = dtheta / ((L_a + L_b) / 2), dtheta the signed
+    turning angle from n_a to n_b along the curve: second-order accurate on a smooth curve with
+    uniform facets (vertices on a circle of radius R give (1/R)(1 + dtheta^2 / 24)). An end of
+    the interface on a lateral side of the cell (x on ``mirror_x``) is a symmetry point: its
+    facet meets its own mirror image there. Any other vertex with one facet (an end at a void
+    edge) or with more than two (a junction) takes the value of the facet's other vertex. A
+    facet takes the mean of its two vertices. A corner of the interface (a slot's edge) is a
+    concentrated curvature: kappa ~ angle / h there, growing as the mesh is refined.
+
+    Args:
+        ends: (n, 2, 2) end points of all interface facets [m].
+        normals: (n, 2) their unit normals from Li into the electrolyte.
+        mirror_x: x [m] of the symmetry lines (the lateral sides of the cell).
+    """
+
+    def __init__(self, ends: np.ndarray, normals: np.ndarray, mirror_x: tuple[float, ...] = ()):
+        self.ends = np.asarray(ends, dtype=float).reshape(-1, 2, 2)
+        self.normals = np.asarray(normals, dtype=float).reshape(-1, 2)
+        n = len(self.ends)
+        lengths = np.linalg.norm(self.ends[:, 1] - self.ends[:, 0], axis=1)
+        scale = float(lengths.min()) if n else 1.0
+        points = self.ends.reshape(-1, 2)
+        # vertices shared by neighbouring facets: merge end points closer than 1e-6 h
+        key = np.round(points / (1e-6 * scale)).astype(np.int64) if n else np.zeros((0, 2))
+        _, inverse = np.unique(key, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        count = np.bincount(inverse).astype(float) if n else np.zeros(0)
+        self.vertices = np.zeros((len(count), 2))
+        np.add.at(self.vertices, inverse, points)
+        self.vertices /= np.maximum(count, 1.0)[:, None]
+        facet_vertices = inverse.reshape(n, 2)
+        midpoints = self.ends.mean(axis=1)
+        kappa = np.full(len(self.vertices), np.nan)
+
+        def turning(a: int, nb: np.ndarray, mb: np.ndarray, lb: float) -> float:
+            na = self.normals[a]
+            turn = np.arctan2(na[0] * nb[1] - na[1] * nb[0], na @ nb)
+            t, n_mid = mb - midpoints[a], na + nb  # travel from a to b
+            return turn * np.sign(-n_mid[1] * t[0] + n_mid[0] * t[1]) / (0.5 * (lengths[a] + lb))
+
+        for v in range(len(self.vertices)):
+            rows = np.flatnonzero(np.any(facet_vertices == v, axis=1))
+            if len(rows) == 2:
+                a, b = rows
+                kappa[v] = turning(a, self.normals[b], midpoints[b], lengths[b])
+            elif len(rows) == 1 and any(abs(self.vertices[v, 0] - x0) <= 1e-6 * scale
+                                        for x0 in mirror_x):
+                a = rows[0]
+                x0 = self.vertices[v, 0]
+                mirrored_n = self.normals[a] * np.array([-1.0, 1.0])
+                mirrored_m = np.array([2 * x0 - midpoints[a, 0], midpoints[a, 1]])
+                kappa[v] = turning(a, mirrored_n, mirrored_m, lengths[a])
+        for _ in range(2):  # other ends and junctions: the value of the facet's other vertex
+            for v in np.flatnonzero(np.isnan(kappa)):
+                rows = np.flatnonzero(np.any(facet_vertices == v, axis=1))
+                known = [kappa[w] for r in rows for w in facet_vertices[r]
+                         if w != v and np.isfinite(kappa[w])]
+                if known:
+                    kappa[v] = float(np.mean(known))
+        self.vertex_curvature = np.nan_to_num(kappa, nan=0.0)
+        self.facet_curvature = self.vertex_curvature[facet_vertices].mean(axis=1) if n \
+            else np.zeros(0)
+        self.midpoints = midpoints
+        self.lengths = lengths
+
+    @classmethod
+    def of_boundary(cls, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
+                    li_inside: bool) -> InterfaceCurve:
+        """The facets tagged ``tag`` on the boundary of ``msh`` (collective). ``li_inside``:
+        the mesh is the Li side (normals point out of its cells), else the electrolyte side.
+        The lateral sides of the cell (smallest and largest x) are symmetry lines."""
+        tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+        if msh.geometry.dim != 2:
+            raise NotImplementedError("interface curvature: 2D meshes only (3D geometries are "
+                                      "not built yet)")
+        msh.topology.create_connectivity(fdim, tdim)
+        f_to_c = msh.topology.connectivity(fdim, tdim)
+        facets = facet_tags.find(tag)
+        facets = facets[facets < msh.topology.index_map(fdim).size_local]
+        cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
+        normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
+        ends = facet_end_points(msh, facets)
+        ends = np.vstack(msh.comm.allgather(ends.reshape(-1, 4)))
+        normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
+        order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
+        x = msh.geometry.x[:, 0]
+        sides = (msh.comm.allreduce(float(x.min()) if len(x) else np.inf, op=MPI.MIN),
+                 msh.comm.allreduce(float(x.max()) if len(x) else -np.inf, op=MPI.MAX))
+        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=sides)
+
+    def at(self, points: np.ndarray) -> np.ndarray:
+        """Curvature [1/m] at ``points`` (n, 2) on the interface: the vertex value at a vertex,
+        else the value of the facet the point lies on."""
+        points = np.asarray(points, dtype=float).reshape(-1, 2)
+        out = np.empty(len(points))
+        if not len(self.lengths):
+            out[:] = np.nan
+            return out
+        tol = 1e-6 * float(self.lengths.min())
+        dist, idx = cKDTree(self.vertices).query(points)
+        on_vertex = dist <= tol
+        out[on_vertex] = self.vertex_curvature[idx[on_vertex]]
+        rest = np.flatnonzero(~on_vertex)
+        if len(rest):
+            a, b = self.ends[:, 0], self.ends[:, 1]
+            for k in rest:  # the facet at the smallest distance (a few hundred facets)
+                d = b - a
+                s = np.clip(np.einsum("ij,ij->i", points[k] - a, d)
+                            / np.einsum("ij,ij->i", d, d), 0.0, 1.0)
+                gap = np.linalg.norm(a + s[:, None] * d - points[k], axis=1)
+                out[k] = self.facet_curvature[int(np.argmin(gap))]
+        return out

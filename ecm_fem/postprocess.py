@@ -36,7 +36,7 @@ def real_value(u: fem.Function) -> float:
 STRESS_FIELDS = ["sigma_nn_li", "p_li", "tau_nn_li",
                  "sigma_nn_electrolyte", "p_electrolyte", "tau_nn_electrolyte"]
 PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STRESS_FIELDS,
-                  "region"]
+                  "region", "curvature"]
 
 
 def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
@@ -48,7 +48,9 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
     phi's degree that lie on the facet, so properties that jump between regions (SEI patches)
     give two rows at a shared point, one per side (told apart by ``region``, the cell tag).
     Keys follow the interface.csv contract: x, y, z, i_n, eta (= V_we - phi - U_mech),
-    eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region.
+    eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region, and
+    curvature, the interface's kappa_c [1/m] (mesh.InterfaceCurve: positive where Li bulges
+    into the electrolyte; nan on 3D meshes).
     With ``stress`` (the mechanics' cell-average stresses) each row also gets, on the Li side
     and on the ion-conducting side ("electrolyte": also SEI or a grain boundary where that is
     what the Li touches) of its facet: the normal stress n.sigma.n, the pressure
@@ -94,6 +96,9 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
     table = table[np.sort(first)]
     order = np.lexsort((table[:, -1], table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
+    curve = p.interface_curve
+    kappa = curve.at(table[:, :2]) if curve is not None else np.full(len(table), np.nan)
+    table = np.column_stack([table, kappa])
     return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
 
 

@@ -23,7 +23,7 @@ from dolfinx import fem
 from ecm_fem.config import ControlMode, CounterKind, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
-from ecm_fem.mesh import MeshData
+from ecm_fem.mesh import InterfaceCurve, MeshData
 from ecm_fem.physics import electrochemistry as ec
 from ecm_fem.physics.kinetics import RateLaw
 from ecm_fem.physics.stress_coupling import (
@@ -86,6 +86,10 @@ class CurrentDistribution:
         self.ds = ufl.Measure("ds", domain=msh, subdomain_data=ion.facet_tags)
         ds_if = self.ds(FACET_TAGS["interface"])
         self.interface_measure = ds_if
+        # the interface's shape: its curvature goes to interface.csv (2D meshes only)
+        self.interface_curve = InterfaceCurve.of_boundary(
+            msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False) \
+            if msh.geometry.dim == 2 else None
 
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))

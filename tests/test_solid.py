@@ -100,6 +100,7 @@ def test_stack_pressure_on_elastic_layers(degree):
         np.testing.assert_allclose(prof[f"sigma_nn_{side}"], -P_STACK, rtol=1e-9)
         np.testing.assert_allclose(prof[f"p_{side}"], p_side, rtol=1e-9)
         np.testing.assert_allclose(prof[f"tau_nn_{side}"], -P_STACK + p_side, rtol=1e-9)
+    np.testing.assert_array_equal(prof["curvature"], 0.0)  # a flat interface
     expected = P_STACK * (L_LI / confined_modulus(**LI) + L_E / confined_modulus(**LLZO))
     assert face_mean(solid, md, 1, "li_cc") == pytest.approx(expected, rel=1e-9)
     assert face_mean(solid, md, 1, "counter") == pytest.approx(0.0, abs=1e-12 * expected)
