@@ -656,8 +656,11 @@ class Mechanics(_Model):
     held_face: Literal["roller", "fixed"] = Field(
         "roller", description="support of the face opposite pressure_face: roller (normal "
         "displacement 0) or fixed (u = 0)")
-    sides: Literal["symmetric", "free"] = Field(
-        "symmetric", description="lateral faces: symmetric (normal displacement 0) or free")
+    sides: Literal["symmetric", "free", "periodic"] = Field(
+        "symmetric", description="lateral faces x = 0 and x = width: symmetric (normal "
+        "displacement 0), free, or periodic (u equal on both, node for node: the cell repeats "
+        "laterally with zero mean lateral strain; the meshes of the two sides are matched). "
+        "Periodic acts on the displacement only: the potential keeps zero-flux sides")
     growth: bool = Field(True, description="plating/stripping growth eigenstrain in a Li band "
                          "at the interface, driven by the interface current")
     growth_band: Length | None = Field(

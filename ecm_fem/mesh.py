@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from ecm_fem import _compat
 from ecm_fem.config import RunConfig
 from ecm_fem.geometry import get_builder
-from ecm_fem.geometry._gmsh import MODEL_UNIT
+from ecm_fem.geometry._gmsh import MODEL_UNIT, match_side_meshes
 from ecm_fem.geometry.tags import CELL_TAGS, ION_CONDUCTING
 
 
@@ -47,9 +47,14 @@ class MeshData:
         return [CELL_TAGS[region]] + [t for p, t in self.subregions.values() if p == region]
 
 
-def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
-    """Build the config's geometry with gmsh on rank 0 and distribute it."""
+def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD,
+             match_sides: bool | None = None) -> MeshData:
+    """Build the config's geometry with gmsh on rank 0 and distribute it. ``match_sides``
+    meshes the lateral sides node for node alike (default: when the mechanics has periodic
+    sides, which need it)."""
     g = config.geometry
+    if match_sides is None:
+        match_sides = config.mechanics is not None and config.mechanics.sides == "periodic"
     builder = get_builder(g.kind)
     initialised_here = not gmsh.isInitialized()
     if initialised_here:
@@ -61,6 +66,9 @@ def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
         gmsh.model.add(config.name)
         try:
             builder(g, MODEL_UNIT)
+            if match_sides and not match_side_meshes(g.width / MODEL_UNIT):
+                raise RuntimeError("periodic sides: the curves of the sides x = 0 and "
+                                   "x = width do not pair up (different layers at the sides)")
             if config.discretisation.mesh_order > 1:
                 gmsh.model.mesh.setOrder(config.discretisation.mesh_order)
         except Exception as exc:  # report on every rank below instead of hanging the others

@@ -20,7 +20,7 @@ from petsc4py import PETSc
 
 import numpy as np
 import ufl
-from dolfinx import fem
+from dolfinx import fem, la
 from dolfinx.fem import petsc as fem_petsc
 
 log = logging.getLogger("ecm_fem")
@@ -98,6 +98,11 @@ class BlockedNewtonSolver:
             of a displacement) for algebraic multigrid: composed on the field's index set
             under a field split, set on the matrix when there is one field only.
         prefix: PETSc option prefix (each solver of a run has its own).
+        constraint: a finalised ``dolfinx_mpc.MultiPointConstraint`` (periodic sides) of a
+            single unknown, which must live in the constraint's function space. Newton then
+            solves the reduced system K^T J K du = -K^T F (dolfinx_mpc's assembly; slave rows
+            hold the identity) and the slave values are set by back-substitution before every
+            residual.
     """
 
     def __init__(
@@ -113,8 +118,10 @@ class BlockedNewtonSolver:
         pre_residual: Callable[[], None] | None = None,
         near_nullspaces: dict[str, PETSc.NullSpace] | None = None,
         prefix: str = PREFIX,
+        constraint: Any = None,
     ):
         self.pre_residual = pre_residual
+        self.constraint = constraint
         self.u = list(unknowns)
         self.names = list(names)
         self.bcs = list(bcs)
@@ -125,14 +132,31 @@ class BlockedNewtonSolver:
         for Fi in residuals:
             row = []
             for uj in self.u:
+                # with a constraint u lives in its space (more ghosts); the trial space of the
+                # constrained assembly is the original one, that of the test function
+                space = (Fi.arguments()[0].ufl_function_space() if constraint is not None
+                         else uj.function_space)
                 dF = ufl.algorithms.expand_derivatives(
-                    ufl.derivative(Fi, uj, ufl.TrialFunction(uj.function_space)))
+                    ufl.derivative(Fi, uj, ufl.TrialFunction(space)))
                 row.append(None if dF.empty() else dF)
             J.append(row)
         self.J = fem.form(J, jit_options=jit_options)
-        self.A = fem_petsc.create_matrix_block(self.J)
-        self.b = fem_petsc.create_vector_block(self.F)
-        self.x = fem_petsc.create_vector_block(self.F)
+        if constraint is None:
+            self.A = fem_petsc.create_matrix_block(self.J)
+            self.b = fem_petsc.create_vector_block(self.F)
+            self.x = fem_petsc.create_vector_block(self.F)
+        else:
+            import dolfinx_mpc
+
+            if len(self.u) != 1:
+                raise ValueError("a multi-point constraint needs a single unknown")
+            c = constraint._cpp_object
+            self.A = dolfinx_mpc.cpp.mpc.create_matrix(self.J[0][0]._cpp_object, c, c)
+            imap = constraint.function_space.dofmap.index_map
+            bs = constraint.function_space.dofmap.index_map_bs
+            self.b = la.create_petsc_vector(imap, bs)
+            self.x = la.create_petsc_vector(imap, bs)
+            self._x_work = la.create_petsc_vector(imap, bs)
 
         self._sizes = [u.function_space.dofmap.index_map.size_local
                        * u.function_space.dofmap.index_map_bs for u in self.u]
@@ -185,6 +209,8 @@ class BlockedNewtonSolver:
             u.x.array[:n] = arr[offset: offset + n]
             u.x.scatter_forward()
             offset += n
+        if self.constraint is not None:
+            self.constraint.backsubstitution(self.u[0])
 
     def _from_functions(self, x: PETSc.Vec) -> None:
         arr = x.getArray()
@@ -200,13 +226,31 @@ class BlockedNewtonSolver:
             self.pre_residual()
         with b.localForm() as b_local:
             b_local.set(0.0)
-        fem_petsc.assemble_vector_block(b, self.F, self.J, bcs=self.bcs, x0=x, alpha=-1.0)
+        if self.constraint is None:
+            fem_petsc.assemble_vector_block(b, self.F, self.J, bcs=self.bcs, x0=x, alpha=-1.0)
+        else:
+            import dolfinx_mpc
+
+            x0 = self._x_work  # dolfinx_mpc's lifting writes to x0's array, SNES locks x
+            x.copy(x0)
+            x0.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            self.constraint.backsubstitution(x0)
+            dolfinx_mpc.assemble_vector(self.F[0], self.constraint, b)
+            dolfinx_mpc.apply_lifting(b, [self.J[0][0]], [self.bcs], self.constraint, x0=[x0],
+                                      scale=-1.0)
+            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            fem_petsc.set_bc(b, self.bcs, x0, -1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
 
     def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, A: PETSc.Mat, P: PETSc.Mat) -> None:
         A.zeroEntries()
-        fem_petsc.assemble_matrix_block(A, self.J, bcs=self.bcs, diagonal=1.0)
-        A.assemble()
+        if self.constraint is None:
+            fem_petsc.assemble_matrix_block(A, self.J, bcs=self.bcs, diagonal=1.0)
+            A.assemble()
+        else:
+            import dolfinx_mpc
+
+            dolfinx_mpc.assemble_matrix(self.J[0][0], self.constraint, self.bcs, 1.0, A)
 
     def _monitor(self, snes: PETSc.SNES, it: int, norm: float) -> None:
         per_field = {}

@@ -94,3 +94,27 @@ def add_physical_groups(surfaces: dict[str, list[int]], curves: dict[str, list[i
     for name, ents in curves.items():
         if ents:
             gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
+
+
+def match_side_meshes(width: float) -> bool:
+    """Re-mesh the synchronised, meshed 2D model with the curves of the side x = width
+    meshed as translated copies of the matching curves of x = 0 (gmsh periodic meshes), so
+    that the nodes of the two sides pair up. Returns False (the mesh left alone) when the
+    sides' curves do not pair up (different layer heights at the two sides)."""
+    curves = gmsh.model.getEntitiesForPhysicalGroup(1, FACET_TAGS["side"])
+    tol = 1e-6 * width
+    left, right = {}, {}
+    for c in curves:
+        ends = [gmsh.model.getValue(0, abs(p), []) for _, p in
+                gmsh.model.getBoundary([(1, int(c))], oriented=False)]
+        key = tuple(sorted(round(p[1] / tol) for p in ends))
+        (left if all(abs(p[0]) < tol for p in ends) else right)[key] = int(c)
+    if set(left) != set(right):
+        return False
+    keys = sorted(left)
+    translation = [1, 0, 0, width, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    gmsh.model.mesh.setPeriodic(1, [right[k] for k in keys], [left[k] for k in keys],
+                                translation)
+    gmsh.model.mesh.clear()
+    gmsh.model.mesh.generate(2)
+    return True
