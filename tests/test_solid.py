@@ -141,6 +141,29 @@ def test_confined_creep_relaxation_matches_closed_form():
 
 
 @pytest.mark.mpi
+def test_confined_plastic_layer_sits_on_the_yield_surface():
+    """Perfectly plastic Li (yield stress 0.2 MPa below the elastic confined state's
+    q0 = p (1 - 2 nu) / (1 - nu) = 0.384 MPa) under the 1 MPa stack: every Li cell ends on the
+    yield surface, q = |sigma_xx - sigma_yy| = sigma_y, with sigma_yy = -p; elastic Li stays at
+    q0; the LLZO keeps its elastic confined state (run path of the plasticity law)."""
+    sigma_y = 2e5
+    q0 = P_STACK * (1 - 2 * LI["nu"]) / (1 - LI["nu"])
+    for law, q_expected in (("plasticity", sigma_y), ("elastic", q0)):
+        md, ec, solid = setup(planar(law, plasticity={"yield_stress": sigma_y,
+                                                      "hardening": 0.0}))
+        rep = solid.solve(ec, 0.0)
+        assert rep.converged
+        sig = cell_stresses(solid, "li")
+        np.testing.assert_allclose(sig[:, 1, 1], -P_STACK, rtol=1e-9)
+        np.testing.assert_allclose(sig[:, 0, 0] - sig[:, 1, 1], q_expected, rtol=1e-8)
+        np.testing.assert_allclose(solid.stress.von_mises.x.array[
+            np.isin(solid.problem.cell_tag, md.region_tags("li"))], q_expected, rtol=1e-8)
+        lateral = -P_STACK * LLZO["nu"] / (1 - LLZO["nu"])
+        np.testing.assert_allclose(cell_stresses(solid, "electrolyte")[:, 0, 0], lateral,
+                                   rtol=1e-9)
+
+
+@pytest.mark.mpi
 def test_growth_band_holds_the_plated_volume():
     """Plating at i: the growth strain integrates to Omega |i| W t / F exactly, the Li current
     collector moves out by that thickness (plus the elastic part), and the far Li stays in the
