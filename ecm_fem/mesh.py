@@ -141,6 +141,13 @@ def extract_region(
     return Region(sub, sub_cell_tags, sub_facet_tags, np.asarray(cell_map), np.asarray(vertex_map))
 
 
+def x_extent(msh: dmesh.Mesh) -> tuple[float, float]:
+    """(smallest, largest) x of the whole mesh [m] (collective): the cell's lateral sides."""
+    x = msh.geometry.x[:, 0]
+    return (msh.comm.allreduce(float(x.min()) if len(x) else np.inf, op=MPI.MIN),
+            msh.comm.allreduce(float(x.max()) if len(x) else -np.inf, op=MPI.MAX))
+
+
 def facet_end_points(msh: dmesh.Mesh, facets: np.ndarray) -> np.ndarray:
     """(n, 2, gdim) end points of the local ``facets`` of a 2D mesh [m] (the vertices: chords
     of curved facets)."""
@@ -282,10 +289,7 @@ class InterfaceCurve:
         ends = np.vstack(msh.comm.allgather(ends.reshape(-1, 4)))
         normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
         order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
-        x = msh.geometry.x[:, 0]
-        sides = (msh.comm.allreduce(float(x.min()) if len(x) else np.inf, op=MPI.MIN),
-                 msh.comm.allreduce(float(x.max()) if len(x) else -np.inf, op=MPI.MAX))
-        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=sides)
+        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh))
 
     def at(self, points: np.ndarray) -> np.ndarray:
         """Curvature [1/m] at ``points`` (n, 2) on the interface: the vertex value at a vertex,

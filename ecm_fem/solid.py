@@ -46,6 +46,7 @@ from ecm_fem.mesh import (
     facet_end_points,
     facet_normals,
     owned_facet_cells,
+    x_extent,
 )
 from ecm_fem.physics import creep, fracture
 from ecm_fem.physics import mechanics as mech
@@ -411,7 +412,7 @@ class SolidMechanics:
         n_owned = msh.topology.index_map(0).size_local
         verts = np.unique([v for f in facets for v in f_to_v.links(f)]).astype(np.int32)
         verts = verts[verts < n_owned]
-        x_mid = 0.5 * self.config.geometry.width
+        x_mid = 0.5 * sum(x_extent(msh))
         x_v = dmesh.compute_midpoints(msh, 0, verts)[:, 0] if len(verts) else np.zeros(0)
         dist = np.abs(x_v - x_mid)
         local = (float(dist.min()), msh.comm.rank) if len(verts) else (np.inf, msh.comm.rank)
@@ -427,9 +428,7 @@ class SolidMechanics:
 
         msh = self.mesh
         fdim = msh.topology.dim - 1
-        x = msh.geometry.x[:, 0]
-        x_min = msh.comm.allreduce(float(x.min()), op=MPI.MIN)
-        x_max = msh.comm.allreduce(float(x.max()), op=MPI.MAX)
+        x_min, x_max = x_extent(msh)
         period = x_max - x_min
         sides = self.mesh_data.facet_tags.find(FACET_TAGS["side"])
         ends = facet_end_points(msh, sides)

@@ -231,7 +231,7 @@ class BlockedNewtonSolver:
         else:
             import dolfinx_mpc
 
-            x0 = self._x_work  # dolfinx_mpc's lifting writes to x0's array, SNES locks x
+            x0 = self._x_work  # a copy of x with its slave values filled in, for the lifting
             x.copy(x0)
             x0.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
             self.constraint.backsubstitution(x0)
