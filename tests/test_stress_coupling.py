@@ -1,6 +1,10 @@
 """Stress-coupling hook of the kinetics (PHYSICS.md 3.1) on uniform prescribed stress states,
 through the full solve; each model must reproduce its closed form.
 
+monroe_newman uses the in-plane measures of Monroe and Newman's analysis (stress_coupling.
+monroe_newman_dmu; verified on their problem in test_stability.py), so its expected numbers
+changed with that formula.
+
 BV-1 (VERIFICATION.md): zero current, Li under a uniform normal compressive stress p = 10 MPa,
 model normal_traction: the open-circuit potential shifts by -Omega_Li p / F = -1.3472 mV.
 Note: that table value corresponds to F = 96500 C/mol; with the CODATA F = 96485.332 C/mol the
@@ -48,17 +52,48 @@ def test_hydrostatic_shift(shared_tmp):
 
 @pytest.mark.mpi
 def test_monroe_newman_scales_exchange_current(shared_tmp):
-    stress = {"sigma_h_li": -3e6, "sigma_h_electrolyte": -8e6, "tau_nn_li": 1e6,
-              "tau_nn_electrolyte": -2e6, "curvature": 1e5}
+    """The prescribed-stress path offers sigma_nn_li and the curvature of the measures that
+    monroe_newman reads (the others are 0): dmu_e = 1/2 Omega_Li+ sigma_nn_li
+    - 1/2 (Omega_Li + Omega_Li+) gamma kappa (test_monroe_newman_formula for the rest)."""
+    stress = {"sigma_nn_li": -4e6, "sigma_h_li": -3e6, "sigma_h_electrolyte": -8e6,
+              "tau_nn_li": 1e6, "tau_nn_electrolyte": -2e6, "curvature": 1e5}
     i = 10.0
     s = simulation.run(config("monroe_newman", stress, i), shared_tmp / "r")
     gamma = 0.556
-    dmu = (-0.5 * (OMEGA_LI + OMEGA_ION) * (-gamma * 1e5 + (1e6 - (-2e6)))
-           + 0.5 * (OMEGA_LI - OMEGA_ION) * (3e6 + 8e6))
+    dmu = 0.5 * OMEGA_ION * (-4e6) - 0.5 * (OMEGA_LI + OMEGA_ION) * gamma * 1e5
     i0_eff = 10.0 * np.exp(0.5 * dmu / (GAS_CONSTANT * 298.15))
     eta = 2 * thermal_voltage(298.15) * np.arcsinh(i / (2 * i0_eff))
     ohmic = i * 20e-6 / 0.04
     assert s["V_cell"] == pytest.approx(eta + ohmic, rel=1e-8)
+
+
+def test_monroe_newman_formula():
+    """dmu_e of the in-plane measures (stress_coupling.monroe_newman_dmu), written out as
+    1/2 [Omega+ (sigma_nn^Li + sigma_tt^E) - Omega (sigma_tt^Li + sigma_nn^E)]
+    - 1/2 (Omega + Omega+) gamma kappa, on floats, arrays and UFL expressions."""
+    import ufl
+
+    from ecm_fem.physics.stress_coupling import (
+        CouplingParameters,
+        InterfaceStress,
+        mechanical_terms,
+        monroe_newman_dmu,
+    )
+
+    c = CouplingParameters(OMEGA_LI, OMEGA_ION, 0.556, 0.5, 298.15)
+    values = dict(sigma_nn_li=-4e6, sigma_nn_e=-5e6, sigma_tt_li=2e6, sigma_tt_e=-7e6,
+                  curvature=3e5, sigma_h_li=1e9, sigma_h_e=1e9, tau_nn_li=1e9, tau_nn_e=1e9)
+    expected = (0.5 * (OMEGA_ION * (-4e6 - 7e6) - OMEGA_LI * (2e6 - 5e6))
+                - 0.5 * (OMEGA_LI + OMEGA_ION) * 0.556 * 3e5)
+    assert monroe_newman_dmu(InterfaceStress(**values), c) == pytest.approx(expected, rel=1e-12)
+    arrays = InterfaceStress(**{k: np.full(3, v) for k, v in values.items()})
+    assert monroe_newman_dmu(arrays, c) == pytest.approx(np.full(3, expected), rel=1e-12)
+    _, factor = mechanical_terms("monroe_newman", arrays, c, exp=np.exp)
+    assert factor == pytest.approx(np.exp(0.5 * expected / (GAS_CONSTANT * 298.15)), rel=1e-12)
+    x = ufl.variable(ufl.as_ufl(1.0))
+    _, factor = mechanical_terms("monroe_newman", InterfaceStress(
+        **{**values, "sigma_nn_li": values["sigma_nn_li"] * x}), c)
+    assert isinstance(factor, ufl.core.expr.Expr)
 
 
 def test_coupling_without_stress_is_a_config_error():
