@@ -430,6 +430,12 @@ class PrescribedStress(_Model):
     tau_nn_li: Stress = Field(0.0, description="deviatoric normal stress, Li side [Pa]")
     tau_nn_electrolyte: Stress = Field(
         0.0, description="deviatoric normal stress, electrolyte side [Pa]")
+    sigma_nn_electrolyte: Stress = Field(
+        0.0, description="normal stress n.sigma.n on the electrolyte side [Pa]")
+    sigma_tt_li: Stress = Field(
+        0.0, description="in-plane tangential stress t.sigma.t on the Li side [Pa]")
+    sigma_tt_electrolyte: Stress = Field(
+        0.0, description="in-plane tangential stress t.sigma.t on the electrolyte side [Pa]")
     curvature: float = Field(0.0, description="interface mean curvature [1/m]")
 
 
@@ -469,7 +475,8 @@ class Kinetics(_Model):
         "monroe_newman (PHYSICS.md 3.1)",
     )
     prescribed_stress: PrescribedStress | None = Field(
-        None, description="uniform interface stresses for the coupling [Pa] (no mechanics yet)"
+        None, description="uniform interface stresses for the coupling [Pa], for runs without "
+        "a mechanics section (with one, the stresses come from the mechanics)"
     )
     surface_energy: Positive = Field(
         0.556, description="Li surface energy gamma [J/m^2] (monroe_newman)"
@@ -492,14 +499,6 @@ class Kinetics(_Model):
                         values[k] = getattr(override, key)
         return values[0], values[1], values[2]
 
-    @model_validator(mode="after")
-    def _stress_source(self) -> Kinetics:
-        if self.stress_coupling != StressCoupling.none and self.prescribed_stress is None:
-            raise ValueError(
-                f"stress_coupling '{self.stress_coupling.value}' needs interface stresses: "
-                "the mechanics is not built yet, so set kinetics.prescribed_stress"
-            )
-        return self
 
 
 class CounterKind(enum.StrEnum):
@@ -641,6 +640,18 @@ class PlasticityParameters(_Model):
         0.0, description="linear hardening modulus d(sigma_y)/dp [Pa]")
 
 
+class CouplingIteration(_Model):
+    """The fixed-point iteration of a step between the current distribution and the mechanics
+    (growth from the interface current, kinetics from the interface stresses), with Aitken
+    relaxation of the current that drives the growth."""
+
+    rtol: Annotated[float, Field(gt=0, le=0.1)] = Field(
+        1e-6, description="converged when the interface current changes by less than rtol "
+        "times the applied (or mean) current density [-]")
+    max_iterations: Annotated[int, Field(ge=1, le=200)] = Field(
+        30, description="iterations before the step counts as failed (it is then cut)")
+
+
 class Mechanics(_Model):
     """Quasi-static small-strain mechanics of all solids (PHYSICS.md section 4). 2D geometries
     are solved in plane strain. Voids and empty flaws are traction free."""
@@ -675,6 +686,7 @@ class Mechanics(_Model):
     petsc_options: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="extra PETSc options of the mechanics solve (prefix "
         "ecm_mech_)")
+    coupling: CouplingIteration = Field(default_factory=CouplingIteration)
 
     @field_validator("stack_pressure")
     @classmethod
@@ -781,6 +793,20 @@ class RunConfig(_Model):
                                  "layer; use one or the other")
             if film.conductivity is None and self.materials.sei.resolve().conductivity is None:
                 raise ValueError("kinetics.sei_film.conductivity: needed (materials.sei has none)")
+        return self
+
+    @model_validator(mode="after")
+    def _stress_source(self) -> RunConfig:
+        k = self.kinetics
+        if k.stress_coupling == StressCoupling.none:
+            return self
+        if self.mechanics is None and k.prescribed_stress is None:
+            raise ValueError(
+                f"kinetics.stress_coupling: '{k.stress_coupling.value}' needs interface "
+                "stresses: add a mechanics section, or set kinetics.prescribed_stress")
+        if self.mechanics is not None and k.prescribed_stress is not None:
+            raise ValueError("kinetics.prescribed_stress: with a mechanics section the "
+                             "interface stresses come from the mechanics; remove one of them")
         return self
 
     def film_resistance(self) -> float:

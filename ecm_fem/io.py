@@ -30,7 +30,7 @@ from dolfinx.io import VTXWriter
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
 MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
-                     "newton_its_mech", "krylov_its_mech"]
+                     "newton_its_mech", "krylov_its_mech", "coupling_its"]
 INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",
                      "sigma_nn_li", "p_li", "tau_nn_li", "sigma_nn_electrolyte", "p_electrolyte",
                      "tau_nn_electrolyte", "curvature", "region"]

@@ -16,9 +16,11 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from ecm_fem.coupling import interface_facet_pairs
 from ecm_fem.geometry.tags import FACET_TAGS
 from ecm_fem.mesh import facet_normals, owned_facet_cells
 from ecm_fem.physics import electrochemistry as ec
+from ecm_fem.physics.stress_coupling import interface_stress_from_tensors
 
 if TYPE_CHECKING:
     from ecm_fem.problem import CurrentDistribution
@@ -109,33 +111,15 @@ def _facet_stresses(p: CurrentDistribution, stress: StressFields | None, cells: 
     out = np.full((len(cells), len(STRESS_FIELDS)), np.nan)
     if stress is None or not cells:
         return out
-    sub, parent = p.mesh, stress.solid.mesh
-    tdim, fdim = parent.topology.dim, parent.topology.dim - 1
-    for m in (sub, parent):
-        m.topology.create_connectivity(tdim, fdim)
-        m.topology.create_connectivity(fdim, 0)
-    parent.topology.create_connectivity(fdim, tdim)
-    sub_c2f, sub_f2v = sub.topology.connectivity(tdim, fdim), sub.topology.connectivity(fdim, 0)
-    par_c2f, par_f2v = parent.topology.connectivity(tdim, fdim), \
-        parent.topology.connectivity(fdim, 0)
-    par_f2c = parent.topology.connectivity(fdim, tdim)
-    facets, li_cells, ion_cells = [], [], []
-    for c, lf in zip(cells, local_facets, strict=True):
-        verts = set(p.region.vertex_map[sub_f2v.links(sub_c2f.links(c)[lf])].tolist())
-        c_ion = int(p.region.cell_map[c])
-        facet = next(f for f in par_c2f.links(c_ion) if set(par_f2v.links(f).tolist()) == verts)
-        facets.append(facet)
-        ion_cells.append(c_ion)
-        li_cells.append(next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion))
-    n2 = facet_normals(parent, np.array(facets), np.array(li_cells))
+    parent = stress.solid.mesh
+    facets, li_cells, ion_cells = interface_facet_pairs(
+        p, parent, np.asarray(cells, dtype=np.int32), np.asarray(local_facets, dtype=np.int32))
+    n2 = facet_normals(parent, facets, li_cells)
     n = np.column_stack([n2, np.zeros(len(n2))])
     sigma = stress.sigma.x.array.reshape(-1, 3, 3)
-    for k, side in enumerate((li_cells, ion_cells)):
-        s3 = sigma[side]
-        s_h = np.trace(s3, axis1=1, axis2=2) / 3.0
-        s_nn = np.einsum("ni,nij,nj->n", n, s3, n)
-        out[:, 3 * k: 3 * k + 3] = np.column_stack([s_nn, -s_h, s_nn - s_h])
-    return out
+    s = interface_stress_from_tensors(sigma[li_cells], sigma[ion_cells], n)
+    return np.column_stack([s.sigma_nn_li, -s.sigma_h_li, s.tau_nn_li,
+                            s.sigma_nn_e, -s.sigma_h_e, s.tau_nn_e])
 
 
 def _basix_cell(msh) -> basix.CellType:

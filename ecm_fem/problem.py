@@ -9,7 +9,6 @@ second Butler-Volmer electrode at potential 0.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -72,12 +71,12 @@ class CurrentDistribution:
             self._cellwise(label, lambda name, parent, j=j: k.for_contact(name, parent)[j])
             for j, label in enumerate(("i0", "alpha_a", "alpha_c")))
         self.kinetic_parameters = {"i0": i0, "alpha_a": alpha_a, "alpha_c": alpha_c}
+        self.V = fem.functionspace(msh, ("Lagrange", config.discretisation.phi_degree))
         i0_factor = self._setup_stress_coupling(config, alpha_a)
         # the rate law of the kinetics section's values, as numbers (initial guess, tests)
         self.law = RateLaw(k.model.value, k.i0 * self.i0_factor, k.alpha_a, k.alpha_c, f)
         law = RateLaw(k.model.value, i0_factor * i0, alpha_a, alpha_c, f)
 
-        self.V = fem.functionspace(msh, ("Lagrange", config.discretisation.phi_degree))
         self.R = scifem.create_real_functionspace(msh)
         self.phi = fem.Function(self.V, name="phi")
         self.V_we = fem.Function(self.R, name="V_we")
@@ -167,32 +166,54 @@ class CurrentDistribution:
         return eta_ct
 
     def _setup_stress_coupling(self, config: RunConfig, alpha_a: fem.Function) -> Any:
-        """U_mech [V] and dmu_e [J/mol] of kinetics.stress_coupling as Constants, and the i0
-        factor as a UFL expression (it depends on the cell-wise alpha_a); the numbers for the
-        kinetics section's alpha_a go to U_mech_value, i0_factor and dmu_e_value. The stresses
-        are prescribed uniform values until the mechanics exists; the mechanics will pass UFL
-        stress expressions to the same ``mechanical_terms``."""
+        """U_mech [V] and dmu_e [J/mol] of kinetics.stress_coupling as Functions on phi's space
+        (only their interface values matter), and the i0 factor exp(alpha_a dmu_e / (R T)) as
+        a UFL expression (alpha_a is cell-wise). Without mechanics they hold the uniform values
+        of kinetics.prescribed_stress; with mechanics ``set_interface_stress`` fills them from
+        the finite-element stresses at every coupling iteration. The numbers for the kinetics
+        section's alpha_a and the prescribed stresses go to U_mech_value and i0_factor (the
+        initial guess)."""
         k = config.kinetics
-        ps = k.prescribed_stress or PrescribedStress()
-        model = k.stress_coupling.value
-        needs_ion_volume = model in ("hydrostatic", "monroe_newman")
-        params = CouplingParameters(
+        self.coupling_model = k.stress_coupling.value
+        needs_ion_volume = self.coupling_model in ("hydrostatic", "monroe_newman")
+        self.coupling_parameters = CouplingParameters(
             omega_li=config.materials.li.resolve().require("molar_volume", "materials.li"),
             omega_li_ion=config.materials.electrolyte.resolve().require(
                 "molar_volume", "materials.electrolyte") if needs_ion_volume else 0.0,
             gamma=k.surface_energy, alpha_a=k.alpha_a, temperature=config.temperature)
+        ps = k.prescribed_stress or PrescribedStress()
         stress = InterfaceStress(
             sigma_nn_li=ps.sigma_nn_li, sigma_h_li=ps.sigma_h_li, sigma_h_e=ps.sigma_h_electrolyte,
-            tau_nn_li=ps.tau_nn_li, tau_nn_e=ps.tau_nn_electrolyte, curvature=ps.curvature)
-        U, factor = mechanical_terms(model, stress, params, exp=np.exp)
+            tau_nn_li=ps.tau_nn_li, tau_nn_e=ps.tau_nn_electrolyte, curvature=ps.curvature,
+            sigma_nn_e=ps.sigma_nn_electrolyte, sigma_tt_li=ps.sigma_tt_li,
+            sigma_tt_e=ps.sigma_tt_electrolyte)
+        U, dmu = self.coupling_values(stress)
         self.U_mech_value = float(U)
-        self.U_mech = fem.Constant(self.mesh, self.U_mech_value)
-        self.i0_factor = float(factor)
-        self.dmu_e_value = float(monroe_newman_dmu(stress, params)) \
-            if model == "monroe_newman" else 0.0
-        self.dmu_e = fem.Constant(self.mesh, self.dmu_e_value)
-        cellwise = dataclasses.replace(params, alpha_a=alpha_a)
-        return mechanical_terms(model, stress, cellwise, exp=ufl.exp)[1]
+        self.dmu_e_value = float(dmu)
+        self.i0_factor = float(np.exp(k.alpha_a * dmu / (GAS_CONSTANT * config.temperature)))
+        self.U_mech = fem.Function(self.V, name="U_mech")
+        self.dmu_e = fem.Function(self.V, name="dmu_e")
+        self.U_mech.x.array[:] = self.U_mech_value
+        self.dmu_e.x.array[:] = self.dmu_e_value
+        if self.coupling_model != "monroe_newman":
+            return 1.0
+        return ufl.exp(alpha_a * self.dmu_e / (GAS_CONSTANT * config.temperature))
+
+    def coupling_values(self, stress: InterfaceStress) -> tuple[Any, Any]:
+        """(U_mech [V], dmu_e [J/mol]) of this run's coupling model for interface stresses
+        ``stress`` (floats or NumPy arrays); dmu_e is 0 except for monroe_newman."""
+        U, _ = mechanical_terms(self.coupling_model, stress, self.coupling_parameters, exp=np.exp)
+        dmu = monroe_newman_dmu(stress, self.coupling_parameters) \
+            if self.coupling_model == "monroe_newman" else 0.0 * U
+        return U, dmu
+
+    def set_interface_stress(self, dofs: np.ndarray, stress: InterfaceStress) -> None:
+        """Set U_mech and dmu_e at the local dofs ``dofs`` of phi's space from the interface
+        stresses there (arrays of len(dofs)), then update the ghosts."""
+        U, dmu = self.coupling_values(stress)
+        for field, values in ((self.U_mech, U), (self.dmu_e, dmu)):
+            field.x.array[dofs] = values
+            field.x.scatter_forward()
 
     def _ion_regions(self, mesh_data: MeshData) -> dict[int, tuple[str, str | None]]:
         """cell tag -> (region or sub-region name, parent region) of the ion-conducting cells."""

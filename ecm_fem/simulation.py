@@ -1,12 +1,12 @@
 """One run from a validated config to its output folder: mesh, problems, the time loop,
 post-processing and output.
 
-Per time step the current distribution is solved first (its kinetics are quasi-static; time
-enters through the control sequence), then, with a ``mechanics`` section, the solid: the growth
-eigenstrain advances with the step's interface current (backward Euler) and Li creeps over the
-step. The electrochemistry does not yet feel the stresses (the coupled problem is a later
-issue). A step that does not converge is never accepted: it is retried with half the step
-(down to time.dt_min); after that the run stops with the last good state written and
+Per time step the current distribution (quasi-static kinetics; time enters through the
+control sequence) and, with a ``mechanics`` section, the solid are solved together
+(coupling.CoupledStep): the growth eigenstrain advances with the step's interface current
+(backward Euler), Li creeps over the step, and the kinetics feel the interface stresses through
+kinetics.stress_coupling. A step that does not converge is never accepted: it is retried with
+half the step (down to time.dt_min); after that the run stops with the last good state written and
 ``converged: false`` in summary.json. Steps grow back after successes (to time.dt, or up to
 time.dt_max with time.adaptive).
 """
@@ -25,11 +25,12 @@ import numpy as np
 
 from ecm_fem import __version__, plots, postprocess
 from ecm_fem.config import RunConfig, dump_config
+from ecm_fem.coupling import CoupledStep, StepResult
 from ecm_fem.io import MECHANICS_COLUMNS, RunWriter, prepare_run_dir
 from ecm_fem.mesh import generate
 from ecm_fem.problem import CurrentDistribution
 from ecm_fem.solid import StepSolid
-from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
+from ecm_fem.solver import BlockedNewtonSolver, SolverError
 
 log = logging.getLogger("ecm_fem")
 
@@ -117,6 +118,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     problem = CurrentDistribution(config, mesh_data)
     solver = build_solver(problem, config)
     solid = StepSolid(config, mesh_data) if config.mechanics is not None else None
+    stepper = CoupledStep(config, problem, solver, solid)
     timings["setup"] = time.perf_counter() - t
     unknowns = list(zip(problem.names, problem.unknowns, strict=True))
     if solid is not None:
@@ -146,6 +148,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     last_written = None
     problem.set_time(min(dt, t_end))
     problem.initial_guess()
+    stepper.initial_state()
     while True:
         if t_end == 0:
             t_try, dt_try = 0.0, 0.0
@@ -156,22 +159,23 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
                 dt_try = target - t_now
             t_try = target if dt_try == target - t_now else t_now + dt_try
         ts = time.perf_counter()
-        ok, reports, reason = _attempt(problem, solver, solid, t_try, dt_try)
+        result = stepper.attempt(t_try, dt_try)
         t_solve += time.perf_counter() - ts
-        if not ok:
+        if not result.ok:
             successes = 0
             if dt_try > 0 and dt_try / 2 >= config.time.smallest_step:
                 dt = dt_try / 2
                 log.warning("step at t = %g s (dt = %g s) failed (%s); retrying with dt = %g s",
-                            t_try, dt_try, reason, dt)
+                            t_try, dt_try, result.reason, dt)
                 continue
             converged = False
-            failure = f"step {step + 1} (t = {t_try:g} s, dt = {dt_try:g} s): {reason}"
+            failure = f"step {step + 1} (t = {t_try:g} s, dt = {dt_try:g} s): {result.reason}"
             log.error("%s", failure)
             break
         step += 1
         successes += 1
         t_now = t_try
+        reports = result.reports
         ec_rep = reports[0]
         profile = postprocess.interface_profile(
             problem, solid.stress if solid is not None else None)
@@ -181,8 +185,10 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         mech_text = ""
         if solid is not None:
             row.update(solid.scalars(reports[1]))
+            row["coupling_its"] = result.coupling_its
             mech_text = (f"  mech newton {reports[1].newton_its:2d} krylov "
-                         f"{reports[1].krylov_its:4d}  max p_Li = {row['max_p_li']:.4g} Pa")
+                         f"{reports[1].krylov_its:4d}  coupling {result.coupling_its:2d}  "
+                         f"max p_Li = {row['max_p_li']:.4g} Pa")
         writer.add_step(row, profile)
         done = t_end == 0 or t_now >= t_end * (1 - 1e-12)
         if (every and step % every == 0) or done:
@@ -194,7 +200,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
                  scalars["V_we"], scalars["focusing_factor"], mech_text)
         if done:
             break
-        dt = _next_step(config, dt_try, dt, reports, successes)
+        dt = _next_step(config, dt_try, dt, result, successes)
     if not converged and step and last_written != t_now:
         j_field.update()  # the unknowns hold the last accepted state
         writer.write_fields(t_now)
@@ -229,39 +235,20 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     return summary
 
 
-def _next_step(config: RunConfig, dt_done: float, dt: float, reports: list[SolveReport],
+def _next_step(config: RunConfig, dt_done: float, dt: float, result: StepResult,
                successes: int) -> float:
     """The next step: after a cut it grows back (x2, after 4 successful steps at the cut size)
-    towards time.dt; with time.adaptive it grows by 1.5 after easy Newton solves (<= 10
-    iterations each; backtracking Newton on creeping Li takes 7-15) up to time.dt_max and
-    shrinks by 0.7 after hard ones (>= 25)."""
-    newton = max(r.newton_its for r in reports)
+    towards time.dt; with time.adaptive it grows by 1.5 after easy steps (each Newton solve
+    <= 10 iterations, backtracking Newton on creeping Li takes 7-15, and <= 5 coupling
+    iterations) up to time.dt_max and shrinks by 0.7 after hard ones (a solve >= 25 iterations
+    or >= 15 coupling iterations)."""
     dt = max(dt, dt_done)
     if successes < 4 and dt_done < config.time.dt:
         return dt
     if config.time.adaptive:
-        if newton <= 10:
+        if result.hardest <= 10 and result.coupling_its <= 5:
             dt *= 1.5
-        elif newton >= 25:
+        elif result.hardest >= 25 or result.coupling_its >= 15:
             dt *= 0.7
         return float(np.clip(dt, config.time.smallest_step, config.time.largest_step))
     return min(2.0 * dt, config.time.dt)
-
-
-def _attempt(problem: CurrentDistribution, solver: BlockedNewtonSolver, solid: StepSolid | None,
-             t: float, dt: float) -> tuple[bool, list[SolveReport], str]:
-    """Solve one step ending at ``t``; on failure every state is back where it was."""
-    backup = [u.x.array.copy() for u in problem.unknowns]
-    problem.set_time(t)
-    try:
-        reports = [solver.solve()]
-    except SolverError as exc:
-        return False, [], f"current distribution: {exc}"
-    if solid is not None:
-        try:
-            reports.append(solid.solve(problem, dt))
-        except (SolverError, RuntimeError) as exc:
-            for u, old in zip(problem.unknowns, backup, strict=True):
-                u.x.array[:] = old
-            return False, [], f"mechanics: {exc}"
-    return True, reports, ""

@@ -597,18 +597,24 @@ class StepSolid:
         self.stress = StressFields(self.problem)
         self.tips = CrackTips(config, self.problem, self.stress)
 
-    def solve(self, ec: CurrentDistribution, dt: float) -> SolveReport:
-        """Growth from ``ec``'s interface current over ``dt``, creep over ``dt``, solve; commit
-        on success, roll back and raise on failure."""
+    def interface_currents(self, ec: CurrentDistribution) -> np.ndarray:
+        """The facet currents that drive the growth [A/m^2], rescaled so that their sum equals
+        int i_n ds of ``ec`` (exact plated volume; see the module docstring)."""
         p = self.problem
-        currents = None
-        if p.growth is not None and dt > 0:
-            currents = facet_currents(ec, p.growth.facets)
-            total = ec.mesh.comm.allreduce(
-                fem.assemble_scalar(fem.form(ec.i_n * ec.interface_measure)), op=MPI.SUM)
-            discrete = float(np.dot(currents, p.growth.facets.lengths))
-            if discrete != 0.0:
-                currents *= total / discrete  # exact plated volume (solid.py docstring)
+        assert p.growth is not None
+        currents = facet_currents(ec, p.growth.facets)
+        total = ec.mesh.comm.allreduce(
+            fem.assemble_scalar(fem.form(ec.i_n * ec.interface_measure)), op=MPI.SUM)
+        discrete = float(np.dot(currents, p.growth.facets.lengths))
+        if discrete != 0.0:
+            currents *= total / discrete
+        return currents
+
+    def trial(self, currents: np.ndarray | None, dt: float) -> SolveReport:
+        """Solve the step's state for growth from facet ``currents`` and creep over ``dt``,
+        without accepting it (``commit`` or ``restore`` follow); update the stress fields.
+        On failure the committed stress state is back and ``SolverError`` is raised."""
+        p = self.problem
         p.advance(dt, currents)
         try:
             report = self.solver.solve()
@@ -617,8 +623,28 @@ class StepSolid:
             p.dt = 0.0
             p.pre_residual()  # the committed stress state at the restored displacement
             raise
-        p.commit()
         self.stress.update()
+        return report
+
+    def commit(self) -> None:
+        self.problem.commit()
+
+    def restore(self, u_values: np.ndarray) -> None:
+        """Back to the committed state with displacement values ``u_values``."""
+        p = self.problem
+        p.u.x.array[:] = u_values
+        p.rollback()
+        p.dt = 0.0
+        p.pre_residual()
+        self.stress.update()
+
+    def solve(self, ec: CurrentDistribution, dt: float) -> SolveReport:
+        """One uncoupled step: growth from ``ec``'s interface current over ``dt``, creep over
+        ``dt``, solve and commit (roll back and raise on failure)."""
+        currents = self.interface_currents(ec) \
+            if self.problem.growth is not None and dt > 0 else None
+        report = self.trial(currents, dt)
+        self.commit()
         return report
 
     def scalars(self, report: SolveReport) -> dict[str, float]:

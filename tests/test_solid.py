@@ -318,11 +318,11 @@ def test_time_step_control():
     """Steps end on the current steps' ends; after a cut, dt grows back (x2) only after four
     good steps and never beyond time.dt; adaptive steps grow by 1.5 after easy solves (up to
     dt_max) and shrink by 0.7 after hard ones (down to dt_min)."""
+    from ecm_fem.coupling import StepResult
     from ecm_fem.simulation import _next_step, breakpoints
-    from ecm_fem.solver import SolveReport
 
-    def rep(newton: int) -> list[SolveReport]:
-        return [SolveReport(True, "", newton, 0)]
+    def rep(newton: int, coupling: int = 1) -> StepResult:
+        return StepResult(True, coupling_its=coupling, hardest=newton)
 
     config = RunConfig.model_validate({
         "control": {"steps": [{"until": 3.0, "current_density": -1.0},
@@ -339,3 +339,6 @@ def test_time_step_control():
     assert _next_step(adaptive, 2.0, 2.0, rep(30), successes=9) == pytest.approx(1.4)
     assert _next_step(adaptive, 0.12, 0.12, rep(30), successes=9) == pytest.approx(0.1)
     assert _next_step(adaptive, 2.0, 2.0, rep(15), successes=9) == pytest.approx(2.0)
+    assert _next_step(adaptive, 2.0, 2.0, rep(5, coupling=8), successes=9) == pytest.approx(2.0)
+    assert _next_step(adaptive, 2.0, 2.0, rep(5, coupling=20), successes=9) == \
+        pytest.approx(1.4)

@@ -1,0 +1,258 @@
+"""The two-way coupling of a time step between the current distribution and the mechanics
+(PHYSICS.md 3.1 and 4).
+
+* Kinetics from mechanics: the interface stresses of the mechanics (the cell-average stresses of
+  the Li cell and of the ion-conducting cell on each interface facet, with the facet's normal
+  from Li into the electrolyte) and the interface curvature give U_mech and dmu_e of
+  ``kinetics.stress_coupling`` at the interface dofs of phi's space; a dof shared by two facets
+  takes their mean.
+* Mechanics from kinetics: the interface current drives the growth eigenstrain of the Li band.
+
+Both act within the step (backward Euler): the mechanics and the current distribution are
+solved in turn until the interface current that drives the growth equals, to
+``mechanics.coupling.rtol``, the current that the kinetics return for the resulting stresses.
+The interface current is the unknown of a quasi-Newton iteration with a least-squares Jacobian
+built from the iterations of the step (IQN-ILS: Degroote, Bathe, Vierendeels, Comput. Struct.
+87 (2009) 793); the first iteration is relaxed by 1/2. A plain or Aitken-relaxed fixed point is
+not enough: the feedback (more plating, more pressure, less plating) is stiff where creeping Li
+is squeezed out of a confined flaw, and there it diverged at any time step. A step is accepted
+only when the iteration has converged; otherwise every state goes back to the start of the
+step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import basix
+import numpy as np
+from dolfinx import la
+
+from ecm_fem.geometry.tags import FACET_TAGS
+from ecm_fem.mesh import facet_normals, owned_facet_cells
+from ecm_fem.physics.stress_coupling import InterfaceStress, interface_stress_from_tensors
+from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
+
+if TYPE_CHECKING:
+    from dolfinx import mesh as dmesh
+
+    from ecm_fem.config import RunConfig
+    from ecm_fem.problem import CurrentDistribution
+    from ecm_fem.solid import StepSolid, StressFields
+
+log = logging.getLogger("ecm_fem")
+
+
+def interface_facet_pairs(p: CurrentDistribution, parent: dmesh.Mesh, cells: np.ndarray,
+                          local_facets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For interface facets of the ion submesh given by their (owned) ion cell and local facet
+    index: the facet, its Li cell and its ion-conducting cell, as local indices of ``parent``."""
+    sub = p.mesh
+    tdim, fdim = parent.topology.dim, parent.topology.dim - 1
+    for m in (sub, parent):
+        m.topology.create_connectivity(tdim, fdim)
+        m.topology.create_connectivity(fdim, 0)
+    parent.topology.create_connectivity(fdim, tdim)
+    sub_c2f, sub_f2v = sub.topology.connectivity(tdim, fdim), sub.topology.connectivity(fdim, 0)
+    par_c2f, par_f2v = parent.topology.connectivity(tdim, fdim), \
+        parent.topology.connectivity(fdim, 0)
+    par_f2c = parent.topology.connectivity(fdim, tdim)
+    facets, li_cells, ion_cells = [], [], []
+    for c, lf in zip(cells, local_facets, strict=True):
+        verts = set(p.region.vertex_map[sub_f2v.links(sub_c2f.links(c)[lf])].tolist())
+        c_ion = int(p.region.cell_map[c])
+        facet = next(f for f in par_c2f.links(c_ion) if set(par_f2v.links(f).tolist()) == verts)
+        facets.append(facet)
+        ion_cells.append(c_ion)
+        li_cells.append(next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion))
+    return (np.array(facets, dtype=np.int32), np.array(li_cells, dtype=np.int32),
+            np.array(ion_cells, dtype=np.int32))
+
+
+class InterfaceStressMap:
+    """Hands the mechanics' interface stresses to the kinetics (module docstring).
+
+    ``update(stress)`` (collective) evaluates the stress measures of ``InterfaceStress``
+    (``interface_stress_from_tensors``) on every owned interface facet, averages them at the
+    facet's dofs of phi's space (summed over ranks with a reverse scatter, so a dof gets the
+    same mean on any number of ranks) and sets U_mech and dmu_e there with the interface
+    curvature of the dof (2D; 0 on 3D meshes)."""
+
+    MEASURES = ("sigma_nn_li", "sigma_h_li", "sigma_h_e", "tau_nn_li", "tau_nn_e", "sigma_nn_e",
+                "sigma_tt_li", "sigma_tt_e")
+    N_MEASURES = len(MEASURES)
+
+    def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh):
+        self.ec = ec
+        sub = ec.mesh
+        fdim = sub.topology.dim - 1
+        cells, local = owned_facet_cells(sub, ec.region.facet_tags, FACET_TAGS["interface"])
+        facets, self._li, self._ion = interface_facet_pairs(ec, parent, cells, local)
+        normals = facet_normals(parent, facets, self._li) if len(facets) \
+            else np.zeros((0, 2))
+        self._n = np.column_stack([normals, np.zeros(len(normals))])
+        element = basix.create_element(
+            basix.ElementFamily.P, getattr(basix.CellType, sub.topology.cell_name()),
+            ec.V.ufl_element().basix_element.degree, basix.LagrangeVariant.gll_warped)
+        closure = element.entity_closure_dofs[fdim]
+        dofmap = ec.V.dofmap
+        self._facet_dofs = np.array(
+            [dofmap.cell_dofs(c)[closure[lf]] for c, lf in zip(cells, local, strict=True)],
+            dtype=np.int32).reshape(len(cells), -1)
+        index_map = dofmap.index_map
+        self._sums = la.vector(index_map, bs=self.N_MEASURES + 1)
+        counts = self._accumulate(np.zeros((len(cells), self.N_MEASURES)))[:, -1]
+        self.dofs = np.flatnonzero(counts > 0).astype(np.int32)
+        x = ec.V.tabulate_dof_coordinates()[self.dofs]
+        curve = ec.interface_curve
+        self._curvature = curve.at(x[:, :2]) if curve is not None else np.zeros(len(self.dofs))
+
+    def _accumulate(self, values: np.ndarray) -> np.ndarray:
+        """Per local dof (owned and ghost): the sums over the dof's facets (on all ranks) of the
+        facet ``values`` (k, N_MEASURES), and their number in the last column."""
+        bs = self.N_MEASURES + 1
+        sums = self._sums
+        sums.array[:] = 0.0
+        acc = sums.array.reshape(-1, bs)
+        rows = np.column_stack([values, np.ones(len(values))])
+        for j in range(self._facet_dofs.shape[1]):
+            np.add.at(acc, self._facet_dofs[:, j], rows)
+        sums.scatter_reverse(la.InsertMode.add)
+        sums.scatter_forward()
+        return sums.array.reshape(-1, bs)
+
+    def update(self, stress: StressFields) -> None:
+        sigma = stress.sigma.x.array.reshape(-1, 3, 3)
+        facets = interface_stress_from_tensors(sigma[self._li], sigma[self._ion], self._n)
+        acc = self._accumulate(np.column_stack(
+            [getattr(facets, m) for m in self.MEASURES]).reshape(-1, self.N_MEASURES))
+        mean = acc[self.dofs, :-1] / acc[self.dofs, -1:]
+        self.ec.set_interface_stress(self.dofs, InterfaceStress(
+            curvature=self._curvature, **{m: mean[:, k] for k, m in enumerate(self.MEASURES)}))
+
+
+@dataclass
+class StepResult:
+    """One attempted step: ``reports`` are the current distribution's and (with mechanics)
+    the mechanics' Newton effort summed over the coupling iterations; ``hardest`` is the
+    largest Newton iteration count of a single solve."""
+
+    ok: bool
+    reason: str = ""
+    reports: list[SolveReport] = field(default_factory=list)
+    coupling_its: int = 0
+    hardest: int = 0
+
+
+def _total(reports: list[SolveReport]) -> SolveReport:
+    return SolveReport(True, reports[-1].reason, sum(r.newton_its for r in reports),
+                       sum(r.krylov_its for r in reports))
+
+
+class CoupledStep:
+    """Solves one time step of the current distribution ``ec`` (with its ``solver``) and, when
+    given, the mechanics ``solid``, coupled as described in the module docstring."""
+
+    def __init__(self, config: RunConfig, ec: CurrentDistribution, solver: BlockedNewtonSolver,
+                 solid: StepSolid | None):
+        self.ec, self.solver, self.solid = ec, solver, solid
+        self.stress_map = InterfaceStressMap(ec, solid.problem.mesh) \
+            if solid is not None and ec.coupling_model != "none" else None
+        self.rtol = config.mechanics.coupling.rtol if config.mechanics else 0.0
+        self.max_iterations = config.mechanics.coupling.max_iterations \
+            if config.mechanics else 1
+        self.i0 = config.kinetics.i0
+        self.first_relaxation = 0.5
+        self._stage = ""
+
+    def initial_state(self) -> None:
+        """The stresses before the first step (stack pressure at t = 0) for the kinetics."""
+        if self.stress_map is not None:
+            assert self.solid is not None
+            self.stress_map.update(self.solid.stress)
+
+    def attempt(self, t: float, dt: float) -> StepResult:
+        """Solve the step ending at ``t``; on failure every state is back where it was."""
+        ec, solid = self.ec, self.solid
+        backup = [u.x.array.copy() for u in (*ec.unknowns, ec.U_mech, ec.dmu_e)]
+        u_backup = solid.problem.u.x.array.copy() if solid is not None else None
+        ec.set_time(t)
+        ec_reports: list[SolveReport] = []
+        mech_reports: list[SolveReport] = []
+        try:
+            its = self._iterate(dt, ec_reports, mech_reports)
+        except (SolverError, RuntimeError) as exc:
+            for u, old in zip((*ec.unknowns, ec.U_mech, ec.dmu_e), backup, strict=True):
+                u.x.array[:] = old
+            if solid is not None and u_backup is not None:
+                solid.restore(u_backup)
+            return StepResult(False, f"{self._stage}: {exc}")
+        if solid is not None:
+            solid.commit()
+        reports = [_total(ec_reports)] + ([_total(mech_reports)] if mech_reports else [])
+        hardest = max(r.newton_its for r in ec_reports + mech_reports)
+        return StepResult(True, "", reports, its, hardest)
+
+    def _iterate(self, dt: float, ec_reports: list[SolveReport],
+                 mech_reports: list[SolveReport]) -> int:
+        """The coupling iterations of one step; returns their number."""
+        ec, solid, stress_map = self.ec, self.solid, self.stress_map
+
+        def solve_ec() -> None:
+            self._stage = "current distribution"
+            ec_reports.append(self.solver.solve())
+
+        def solve_mechanics(current: np.ndarray | None) -> None:
+            self._stage = "mechanics"
+            mech_reports.append(solid.trial(current, dt))
+
+        if solid is None:
+            solve_ec()
+            return 1
+        grows = solid.problem.growth is not None and dt > 0
+        if not grows:  # the mechanics does not feel the current: solve it first
+            solve_mechanics(None)
+            if stress_map is not None:
+                stress_map.update(solid.stress)
+            solve_ec()
+            return 1
+        solve_ec()
+        current = solid.interface_currents(ec)
+        if stress_map is None:  # the kinetics do not feel the stresses: one pass
+            solve_mechanics(current)
+            return 1
+        # interface quasi-Newton with a least-squares Jacobian (IQN-ILS, module docstring)
+        d_returned: list[np.ndarray] = []
+        d_residual: list[np.ndarray] = []
+        prev: tuple[np.ndarray, np.ndarray] | None = None
+        change = np.inf
+        for k in range(1, self.max_iterations + 1):
+            solve_mechanics(current)
+            stress_map.update(solid.stress)
+            solve_ec()
+            returned = solid.interface_currents(ec)
+            r = returned - current
+            scale = max(abs(float(ec.i_app.value)), float(np.abs(returned).max()),
+                        1e-3 * self.i0)
+            change = float(np.abs(r).max()) / scale
+            log.debug("coupling iteration %d: relative current change %.3e (max |i| %.3e, "
+                      "i range %.3e..%.3e)", k, change, scale, returned.min(), returned.max())
+            if change <= self.rtol:
+                return k
+            if prev is not None:
+                d_returned.append(returned - prev[0])
+                d_residual.append(r - prev[1])
+            prev = (returned, r)
+            if d_residual:
+                V = np.column_stack(d_residual)
+                W = np.column_stack(d_returned)
+                c = np.linalg.lstsq(V, -r, rcond=1e-12)[0]
+                current = returned + W @ c
+            else:
+                current = current + self.first_relaxation * r
+        self._stage = "coupling"
+        raise RuntimeError(f"coupling did not converge in {self.max_iterations} iterations "
+                           f"(relative current change {change:.2e} > mechanics.coupling.rtol "
+                           f"= {self.rtol:g})")
