@@ -528,8 +528,37 @@ class CurrentStep(_Model):
     current_density: float = Field(description="applied current density [A/m^2]")
 
 
+class Cycling(_Model):
+    """Galvanostatic cycling: ``cycles`` times a plating half cycle at -|current_density| and a
+    stripping half cycle at +|current_density| (or stripping first), each ``half_period`` long,
+    with an optional rest between half cycles."""
+
+    current_density: Annotated[float, Field(gt=0, le=1e5)] = Field(
+        description="magnitude of the cycling current density [A/m^2]")
+    half_period: Positive = Field(description="duration of each half cycle [s]")
+    cycles: Annotated[int, Field(ge=1, le=10000)] = Field(1, description="number of cycles")
+    rest: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="rest at zero current after each half cycle [s]")
+    first: Literal["plating", "stripping"] = Field("plating", description="first half cycle")
+
+    def steps(self) -> list[CurrentStep]:
+        sign = -1.0 if self.first == "plating" else 1.0
+        out: list[CurrentStep] = []
+        t = 0.0
+        for _ in range(2 * self.cycles):
+            t += self.half_period
+            out.append(CurrentStep(until=t, current_density=sign * self.current_density))
+            if self.rest > 0:
+                t += self.rest
+                out.append(CurrentStep(until=t, current_density=0.0))
+            sign = -sign
+        return out
+
+
 class Control(_Model):
-    """Electrical control of the working electrode. Anodic (stripping) current is positive."""
+    """Electrical control of the working electrode. Anodic (stripping) current is positive.
+    The applied current is constant (``current_density``), a piecewise-constant sequence
+    (``steps``) or galvanostatic cycling (``cycling``, expanded into steps)."""
 
     mode: ControlMode = ControlMode.galvanostatic
     current_density: float = Field(
@@ -538,7 +567,18 @@ class Control(_Model):
     steps: list[CurrentStep] | None = Field(
         None, description="piecewise-constant current sequence (overrides current_density)"
     )
+    cycling: Cycling | None = Field(
+        None, description="galvanostatic cycling (expanded into steps; not with steps)")
     voltage: float = Field(0.0, description="V_we under potentiostatic control [V]")
+
+    @model_validator(mode="after")
+    def _expand_cycling(self) -> Control:
+        if self.cycling is not None:
+            expanded = self.cycling.steps()
+            if self.steps and self.steps != expanded:  # a resolved config carries both
+                raise ValueError("control.cycling: give either steps or cycling, not both")
+            self.steps = expanded
+        return self
 
     @field_validator("current_density")
     @classmethod

@@ -64,6 +64,24 @@ def test_current_steps():
     assert cfg.control.current_at(25) == 2
 
 
+def test_cycling_expands_into_steps():
+    """2 cycles of plating then stripping at 3 A/m^2, 10 s each, 5 s rest after each half
+    cycle; the resolved config (which carries both) loads again."""
+    cfg = RunConfig.model_validate({"control": {"cycling": {
+        "current_density": 3.0, "half_period": 10.0, "cycles": 2, "rest": 5.0}}})
+    ends = [s.until for s in cfg.control.steps]
+    assert ends == [10, 15, 25, 30, 40, 45, 55, 60]
+    assert [cfg.control.current_at(t) for t in (5, 12, 20, 28, 35, 50, 58)] == \
+        [-3, 0, 3, 0, -3, 3, 0]
+    again = config_from_text(dump_config(cfg))
+    assert again.control.steps == cfg.control.steps
+    with pytest.raises(ConfigError, match="cycling"):
+        config_from_text("control:\n  cycling: {current_density: 1, half_period: 1}\n"
+                         "  steps: [{until: 1, current_density: 2}]\n")
+    with pytest.raises(ConfigError, match="half_period"):
+        config_from_text("control:\n  cycling: {current_density: 1, half_period: -1}\n")
+
+
 @pytest.mark.parametrize("path", sorted(
     (__import__("pathlib").Path(__file__).parents[1] / "configs").glob("*.yaml")),
     ids=lambda p: p.name)

@@ -292,8 +292,8 @@ def test_li_filled_flaw_pressurises_and_creep_relaxes_it():
 
 @pytest.mark.serial_only
 def test_flaw_run_agrees_on_1_and_3_ranks(tmp_path):
-    """The whole run (electrochemistry, growth, creep, K_I) of the Li-filled flaw config gives
-    the same scalars on 1 and 3 ranks."""
+    """The whole two-way coupled run (electrochemistry with normal_traction kinetics, growth,
+    creep, K_I) of the Li-filled flaw config gives the same scalars on 1 and 3 ranks."""
     import json
 
     from conftest import REPO, run_cli
@@ -302,7 +302,8 @@ def test_flaw_run_agrees_on_1_and_3_ranks(tmp_path):
     for n in (1, 3):
         out = tmp_path / f"n{n}"
         proc = run_cli(["run", str(REPO / "configs/electrolyte_flaw_li_llzo.yaml"), "-o",
-                        str(out), "--set", "time.t_end=10", "--set", "time.adaptive=false"],
+                        str(out), "--set", "time.t_end=10", "--set", "time.adaptive=false",
+                        "--set", "kinetics.stress_coupling=normal_traction"],
                        nprocs=n)
         assert proc.returncode == 0, proc.stderr[-2000:]
         summaries[n] = json.loads((out / "summary.json").read_text())
