@@ -26,12 +26,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mpi4py import MPI
+
 import basix
 import numpy as np
 from dolfinx import la
+from scipy.spatial import cKDTree
 
 from ecm_fem.geometry.tags import FACET_TAGS
-from ecm_fem.mesh import facet_normals, owned_facet_cells
+from ecm_fem.mesh import cell_centroids, facet_end_points, facet_normals, owned_facet_cells
 from ecm_fem.physics.stress_coupling import InterfaceStress, interface_stress_from_tensors
 from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
 
@@ -74,25 +77,37 @@ def interface_facet_pairs(p: CurrentDistribution, parent: dmesh.Mesh, cells: np.
 class InterfaceStressMap:
     """Hands the mechanics' interface stresses to the kinetics (module docstring).
 
-    ``update(stress)`` (collective) evaluates the stress measures of ``InterfaceStress``
-    (``interface_stress_from_tensors``) on every owned interface facet, averages them at the
-    facet's dofs of phi's space (summed over ranks with a reverse scatter, so a dof gets the
-    same mean on any number of ranks) and sets U_mech and dmu_e there with the interface
-    curvature of the dof (2D; 0 on 3D meshes)."""
+    ``update(stress)`` (collective) recovers the stress on each side of every owned interface
+    facet at its midpoint, evaluates the measures of ``InterfaceStress``
+    (``interface_stress_from_tensors``), averages them at the facet's dofs of phi's space
+    (summed over ranks with a reverse scatter, so a dof gets the same mean on any number of
+    ranks) and sets U_mech and dmu_e there with the interface curvature of the dof (2D; 0 on
+    3D meshes).
+
+    Recovery: the mechanics' stresses are cell averages (first-order accurate at the
+    interface, where the cell centroids lie h/3 and more away). Each side's stress at the facet
+    midpoint is instead a linear least-squares fit through the cell averages (taken at the
+    centroids) of the RECOVERY_CELLS nearest cells of the same region, second-order accurate
+    for smooth stresses and exact for uniform ones; where the cells cannot support a linear fit
+    the facet's own cell value is used. The cells within a band along the interface are
+    gathered on every rank, so the recovered values do not depend on the partition."""
+
+    RECOVERY_CELLS = 8
 
     MEASURES = ("sigma_nn_li", "sigma_h_li", "sigma_h_e", "tau_nn_li", "tau_nn_e", "sigma_nn_e",
                 "sigma_tt_li", "sigma_tt_e")
     N_MEASURES = len(MEASURES)
 
-    def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh):
+    def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh, cell_tag: np.ndarray):
         self.ec = ec
         sub = ec.mesh
         fdim = sub.topology.dim - 1
         cells, local = owned_facet_cells(sub, ec.region.facet_tags, FACET_TAGS["interface"])
-        facets, self._li, self._ion = interface_facet_pairs(ec, parent, cells, local)
-        normals = facet_normals(parent, facets, self._li) if len(facets) \
+        facets, li, ion = interface_facet_pairs(ec, parent, cells, local)
+        normals = facet_normals(parent, facets, li) if len(facets) \
             else np.zeros((0, 2))
         self._n = np.column_stack([normals, np.zeros(len(normals))])
+        self._setup_recovery(parent, cell_tag, facets, li, ion)
         element = basix.create_element(
             basix.ElementFamily.P, getattr(basix.CellType, sub.topology.cell_name()),
             ec.V.ufl_element().basix_element.degree, basix.LagrangeVariant.gll_warped)
@@ -100,7 +115,7 @@ class InterfaceStressMap:
         dofmap = ec.V.dofmap
         self._facet_dofs = np.array(
             [dofmap.cell_dofs(c)[closure[lf]] for c, lf in zip(cells, local, strict=True)],
-            dtype=np.int32).reshape(len(cells), -1)
+            dtype=np.int32).reshape(len(cells), len(closure[0]))
         index_map = dofmap.index_map
         self._sums = la.vector(index_map, bs=self.N_MEASURES + 1)
         counts = self._accumulate(np.zeros((len(cells), self.N_MEASURES)))[:, -1]
@@ -108,6 +123,57 @@ class InterfaceStressMap:
         x = ec.V.tabulate_dof_coordinates()[self.dofs]
         curve = ec.interface_curve
         self._curvature = curve.at(x[:, :2]) if curve is not None else np.zeros(len(self.dofs))
+
+    def _setup_recovery(self, parent: dmesh.Mesh, cell_tag: np.ndarray, facets: np.ndarray,
+                        li: np.ndarray, ion: np.ndarray) -> None:
+        """The band cells to gather and, per owned facet and side, the recovery weights."""
+        comm = parent.comm
+        ends = facet_end_points(parent, facets)
+        mid = ends.mean(axis=1)
+        h_max = comm.allreduce(float(np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1).max())
+                               if len(facets) else 0.0, op=MPI.MAX)
+        all_mid = np.vstack(comm.allgather(mid))
+        n_owned = parent.topology.index_map(parent.topology.dim).size_local
+        owned = np.arange(n_owned, dtype=np.int32)
+        centroids = cell_centroids(parent, owned)
+        near = np.zeros(n_owned, dtype=bool)
+        if len(all_mid) and n_owned:
+            dist, _ = cKDTree(all_mid).query(centroids)
+            near = dist <= 4.0 * h_max
+        self._band = owned[near]
+        band_x = np.vstack(comm.allgather(centroids[near]))
+        band_tag = np.concatenate(comm.allgather(cell_tag[self._band]))
+        # where each side's own cell sits in the gathered band (by centroid)
+        tree = cKDTree(band_x) if len(band_x) else None
+        self._weights = []
+        for side in (li, ion):
+            stencils = np.zeros((len(facets), self.RECOVERY_CELLS), dtype=np.int64)
+            weights = np.zeros((len(facets), self.RECOVERY_CELLS))
+            own = tree.query(cell_centroids(parent, side))[1] if len(side) else []
+            for k in range(len(facets)):
+                same = np.flatnonzero(band_tag == cell_tag[side[k]])
+                order = np.argsort(np.linalg.norm(band_x[same] - mid[k], axis=1),
+                                   kind="stable")[: self.RECOVERY_CELLS]
+                idx = same[order]
+                A = np.column_stack([np.ones(len(idx)), band_x[idx] - mid[k]])
+                if len(idx) == self.RECOVERY_CELLS and np.linalg.cond(A) < 1e8:
+                    stencils[k] = idx
+                    weights[k] = np.linalg.pinv(A)[0]
+                else:  # the facet's own cell
+                    stencils[k] = own[k]
+                    weights[k, 0] = 1.0
+            self._weights.append((stencils, weights))
+
+    def _recovered(self, stress: StressFields) -> tuple[np.ndarray, np.ndarray]:
+        """(Li side, ion side) stresses (k, 3, 3) [Pa] at the owned facets' midpoints."""
+        comm = self.ec.mesh.comm
+        sigma = stress.sigma.x.array.reshape(-1, 9)
+        band = np.vstack(comm.allgather(sigma[self._band]))
+        out = []
+        for stencils, weights in self._weights:
+            out.append(np.einsum("kj,kjc->kc", weights, band[stencils]).reshape(-1, 3, 3)
+                       if len(stencils) else np.zeros((0, 3, 3)))
+        return out[0], out[1]
 
     def _accumulate(self, values: np.ndarray) -> np.ndarray:
         """Per local dof (owned and ghost): the sums over the dof's facets (on all ranks) of the
@@ -124,8 +190,8 @@ class InterfaceStressMap:
         return sums.array.reshape(-1, bs)
 
     def update(self, stress: StressFields) -> None:
-        sigma = stress.sigma.x.array.reshape(-1, 3, 3)
-        facets = interface_stress_from_tensors(sigma[self._li], sigma[self._ion], self._n)
+        sigma_li, sigma_ion = self._recovered(stress)
+        facets = interface_stress_from_tensors(sigma_li, sigma_ion, self._n)
         acc = self._accumulate(np.column_stack(
             [getattr(facets, m) for m in self.MEASURES]).reshape(-1, self.N_MEASURES))
         mean = acc[self.dofs, :-1] / acc[self.dofs, -1:]
@@ -158,7 +224,7 @@ class CoupledStep:
     def __init__(self, config: RunConfig, ec: CurrentDistribution, solver: BlockedNewtonSolver,
                  solid: StepSolid | None):
         self.ec, self.solver, self.solid = ec, solver, solid
-        self.stress_map = InterfaceStressMap(ec, solid.problem.mesh) \
+        self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag) \
             if solid is not None and ec.coupling_model != "none" else None
         self.rtol = config.mechanics.coupling.rtol if config.mechanics else 0.0
         self.max_iterations = config.mechanics.coupling.max_iterations \
