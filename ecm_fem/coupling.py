@@ -155,7 +155,7 @@ class InterfaceStressMap:
                 order = np.argsort(np.linalg.norm(band_x[same] - mid[k], axis=1),
                                    kind="stable")[: self.RECOVERY_CELLS]
                 idx = same[order]
-                A = np.column_stack([np.ones(len(idx)), band_x[idx] - mid[k]])
+                A = np.column_stack([np.ones(len(idx)), (band_x[idx] - mid[k]) / h_max])
                 if len(idx) == self.RECOVERY_CELLS and np.linalg.cond(A) < 1e8:
                     stencils[k] = idx
                     weights[k] = np.linalg.pinv(A)[0]
