@@ -15,10 +15,10 @@ from typing import Any
 from mpi4py import MPI
 
 import numpy as np
-import scifem
 import ufl
 from dolfinx import fem
 
+from ecm_fem._compat import real_functionspace
 from ecm_fem.config import ControlMode, CounterKind, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
@@ -77,7 +77,7 @@ class CurrentDistribution:
         self.law = RateLaw(k.model.value, k.i0 * self.i0_factor, k.alpha_a, k.alpha_c, f)
         law = RateLaw(k.model.value, i0_factor * i0, alpha_a, alpha_c, f)
 
-        self.R = scifem.create_real_functionspace(msh)
+        self.R = real_functionspace(msh)
         self.phi = fem.Function(self.V, name="phi")
         self.V_we = fem.Function(self.R, name="V_we")
 
