@@ -1,9 +1,11 @@
-"""Command line: ``ecm-fem run|validate|plot|schema|info|warm-cache``. ``main(argv) -> int`` is
-testable in-process.
+"""Command line: ``ecm-fem run|validate|sweep|stability|plot|schema|info|warm-cache``.
+``main(argv) -> int`` is testable in-process.
 
 Exit codes: 0 success, 1 unexpected error, 2 config error (bad YAML, unknown key, impossible
-value), 3 solver failure (the last good state is written). Under MPI every rank returns the same
-code; an unexpected error on some ranks only aborts the whole job instead of hanging it.
+value), 3 solver failure (the last good state is written); ``sweep`` exits 0 when it completed,
+also when some of its runs failed (its table and last line say which). Under MPI every rank
+returns the same code; an unexpected error on some ranks only aborts the whole job instead of
+hanging it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    from ecm_fem import sweep
+
+    sw = sub.add_parser("sweep", help="run a config over a grid of parameters, or find a "
+                        "critical value by bisection; one table and a plot",
+                        description="Grid: --param KEY=V1,V2 (repeat for a Cartesian grid). "
+                        "Critical: --critical KEY --criterion 'COLUMN>=X' --bracket A B. "
+                        "Under mpirun -n N the runs go in parallel, --ranks-per-run ranks each.")
+    sweep.add_arguments(sw)
+
+    from ecm_fem import stability
+
+    st = sub.add_parser("stability", help="Monroe-Newman linear stability of a Li | electrolyte "
+                        "interface by finite elements: the neutral G_E/G_Li")
+    stability.add_arguments(st)
 
     pl = sub.add_parser("plot", help="(re)make the PNG plots of a run folder")
     pl.add_argument("run_dir", help="output folder of a run")
@@ -96,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, comm)
         if args.command == "validate":
             return _validate(args, comm)
+        if args.command == "sweep":
+            from ecm_fem import sweep
+
+            return sweep.main(args, comm)
+        if args.command == "stability":
+            from ecm_fem import stability
+
+            return stability.main(args, comm)
         if args.command == "info":
             return _info(comm)
         if args.command == "warm-cache":

@@ -19,13 +19,16 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpi4py import MPI
 
 import numpy as np
 from dolfinx import fem
 from dolfinx.io import VTXWriter
+
+if TYPE_CHECKING:
+    from ecm_fem.config import RunConfig
 
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
@@ -34,6 +37,17 @@ MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
 INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",
                      "sigma_nn_li", "p_li", "tau_nn_li", "sigma_nn_electrolyte", "p_electrolyte",
                      "tau_nn_electrolyte", "curvature", "region"]
+
+
+def history_columns(config: RunConfig) -> list[str]:
+    """The columns of history.csv for ``config``: HISTORY_COLUMNS and, with mechanics,
+    MECHANICS_COLUMNS and K_I [Pa m^0.5] and K_I / K_Ic of every crack tip of the geometry."""
+    columns = list(HISTORY_COLUMNS)
+    if config.mechanics is not None:
+        columns += MECHANICS_COLUMNS
+        for name, _, _ in config.geometry.crack_tips():
+            columns += [f"KI_{name}", f"KI_over_KIc_{name}"]
+    return columns
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -59,9 +73,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False) -> Path | None:
-    """Create the run folder. An existing non-empty folder is renamed to ``<path>.<stamp>``
-    (returned) unless ``overwrite``; never deletes results without being asked."""
+def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False,
+                    subfolders: tuple[str, ...] = ("fields",), key: str = "output.dir"
+                    ) -> Path | None:
+    """Create the run folder (with ``subfolders``). An existing non-empty folder is renamed to
+    ``<path>.<stamp>`` (returned) unless ``overwrite``; never deletes results without being
+    asked. ``key`` names the setting in the error message."""
     moved: str | None = None
     error: str | None = None
     if comm.rank == 0:
@@ -78,9 +95,11 @@ def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False) -> Path
                         k += 1
                     path.rename(target)
                     moved = str(target)
-            (path / "fields").mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
+            for name in subfolders:
+                (path / name).mkdir(exist_ok=True)
         except OSError as exc:
-            error = f"output.dir: cannot prepare {path}: {exc}"
+            error = f"{key}: cannot prepare {path}: {exc}"
     error, moved = comm.bcast((error, moved), root=0)
     if error:
         raise OSError(error)

@@ -26,7 +26,7 @@ import numpy as np
 from ecm_fem import __version__, plots, postprocess
 from ecm_fem.config import RunConfig, dump_config
 from ecm_fem.coupling import CoupledStep, StepResult
-from ecm_fem.io import MECHANICS_COLUMNS, RunWriter, prepare_run_dir
+from ecm_fem.io import HISTORY_COLUMNS, RunWriter, history_columns, prepare_run_dir
 from ecm_fem.mesh import generate
 from ecm_fem.problem import CurrentDistribution
 from ecm_fem.solid import StepSolid
@@ -128,8 +128,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     log.info("dofs: %s (setup incl. JIT %.2f s)", ", ".join(f"{k} {v}" for k, v in dofs.items()),
              timings["setup"])
 
-    writer = RunWriter(run_dir, comm,
-                       MECHANICS_COLUMNS + solid.tips.columns() if solid is not None else None)
+    writer = RunWriter(run_dir, comm, history_columns(config)[len(HISTORY_COLUMNS):])
     writer.write_text("config.yaml", dump_config(config))
     j_field = postprocess.CurrentDensityField(problem)
     writer.add_fields("phi", [problem.phi])

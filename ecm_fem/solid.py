@@ -696,9 +696,6 @@ class CrackTips:
         self.filled = bool(getattr(g, "filled", False))
         self.width = g.width
 
-    def columns(self) -> list[str]:
-        return [c for name, _, _ in self.tips for c in (f"KI_{name}", f"KI_over_KIc_{name}")]
-
     def scalars(self) -> dict[str, float]:
         s = self.solid
         out: dict[str, float] = {}
