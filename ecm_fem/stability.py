@@ -55,12 +55,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from mpi4py import MPI
-from petsc4py import PETSc
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 from ecm_fem.physics.stress_coupling import (
     CouplingParameters,
@@ -297,6 +297,8 @@ class InterfaceProblem:
     def __init__(self, comm: MPI.Comm, materials: Materials = Materials(),
                  wavelength: float = 1e-6, depth: float = 2.0, cells: int = 32,
                  degree: int = 2, delta: float | None = None):
+        from petsc4py import PETSc
+
         import ufl
         from dolfinx import fem, mesh
         from dolfinx.fem import petsc as fem_petsc
@@ -419,6 +421,8 @@ class InterfaceProblem:
 
     def solve(self, g_ratio: float) -> InterfaceResult:
         """Solve at G_E / G_Li = ``g_ratio`` (collective); results are cached per ratio."""
+        from petsc4py import PETSc
+
         from dolfinx.fem import petsc as fem_petsc
 
         if g_ratio in self._cache:
@@ -452,7 +456,7 @@ class InterfaceProblem:
         if len(per_cell):
             amp[0] = per_cell[self._side_li].sum(axis=0)
             amp[1] = per_cell[~self._side_li].sum(axis=0)
-        amp = self.comm.allreduce(amp, op=MPI.SUM) * (2.0 / self.half)
+        amp = self.comm.allreduce(amp) * (2.0 / self.half)
 
         # vertex profile: one-sided values at the facet ends, averaged per vertex and side
         ends = self._eval(self._ends)
@@ -513,19 +517,21 @@ class InterfaceProblem:
 
 
 def stability_amplitude(g_ratio: float, materials: Materials = Materials(),
-                        comm: MPI.Comm = MPI.COMM_WORLD, **problem: Any) -> float:
+                        comm: MPI.Comm | None = None, **problem: Any) -> float:
     """Finite-element stability parameter chi [J/(mol m)] at G_E/G_Li = ``g_ratio`` (> 0: the
-    peaks grow); ``problem`` are the keyword arguments of ``InterfaceProblem``."""
-    return InterfaceProblem(comm, materials, **problem).chi(g_ratio)
+    peaks grow); ``problem`` are the keyword arguments of ``InterfaceProblem``; ``comm``
+    defaults to MPI.COMM_WORLD."""
+    return InterfaceProblem(_world(comm), materials, **problem).chi(g_ratio)
 
 
 def neutral_modulus_ratio(v: float = V_RATIO, nu_li: float = NU_LI, nu_e: float = NU_E,
-                          comm: MPI.Comm = MPI.COMM_WORLD, rtol: float = 1e-6,
+                          comm: MPI.Comm | None = None, rtol: float = 1e-6,
                           **problem: Any) -> float:
     """Finite-element neutral G_E/G_Li without surface tension at Omega_Li+/Omega_Li = v;
-    ``problem`` are the keyword arguments of ``InterfaceProblem`` (wavelength, cells...)."""
+    ``problem`` are the keyword arguments of ``InterfaceProblem`` (wavelength, cells...);
+    ``comm`` defaults to MPI.COMM_WORLD."""
     m = Materials(nu_li=nu_li, nu_e=nu_e, v=v)
-    return InterfaceProblem(comm, m, **problem).neutral_ratio(rtol=rtol)
+    return InterfaceProblem(_world(comm), m, **problem).neutral_ratio(rtol=rtol)
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -600,6 +606,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and stability.png")
 
 
+def _world(comm: MPI.Comm | None) -> MPI.Comm:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if comm is None else comm
+
+
 def _say(comm: MPI.Comm, text: str) -> None:
     if comm.rank == 0:
         print(text, flush=True)
@@ -608,7 +620,7 @@ def _say(comm: MPI.Comm, text: str) -> None:
 def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
     """``ecm-fem stability``: the table G_E/G_Li vs the stability parameter, the neutral
     ratios (finite elements, closed form, published) and optionally CSV and PNG files."""
-    comm = comm or MPI.COMM_WORLD
+    comm = _world(comm)
     m = Materials(g_li=args.g_li, nu_li=args.nu_li, nu_e=args.nu_e, v=args.volume_ratio,
                   omega_li=args.omega_li, gamma=args.gamma)
     problem = InterfaceProblem(comm, m, wavelength=args.wavelength, depth=args.depth,

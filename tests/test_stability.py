@@ -26,8 +26,6 @@ Finite elements (P2, plane strain, half wavelength with symmetry sides, 2 wavele
 
 from __future__ import annotations
 
-import argparse
-
 from mpi4py import MPI
 
 import numpy as np
@@ -158,11 +156,11 @@ def test_tensor_measures_are_frame_independent():
 
 @pytest.mark.mpi
 def test_command_writes_table_and_plot(shared_tmp, capsys):
-    parser = argparse.ArgumentParser()
-    st.add_arguments(parser)
+    from ecm_fem.cli import main
+
     out = shared_tmp / "stab"
-    args = parser.parse_args(["--cells", "8", "--ratios", "1,4", "--curve", "2", "-o", str(out)])
-    assert st.main(args, MPI.COMM_WORLD) == 0
+    assert main(["stability", "--cells", "8", "--ratios", "1,4", "--curve", "2",
+                 "-o", str(out)]) == 0
     MPI.COMM_WORLD.barrier()
     assert (out / "stability.csv").read_text().count("\n") == 3
     assert (out / "neutral_curve.csv").exists() and (out / "stability.png").exists()
