@@ -1,11 +1,11 @@
 """The two-way coupling of a time step between the current distribution and the mechanics
 (PHYSICS.md 3.1 and 4).
 
-* Kinetics from mechanics: the interface stresses of the mechanics (the cell-average stresses of
-  the Li cell and of the ion-conducting cell on each interface facet, with the facet's normal
-  from Li into the electrolyte) and the interface curvature give U_mech and dmu_e of
-  ``kinetics.stress_coupling`` at the interface dofs of phi's space; a dof shared by two facets
-  takes their mean.
+* Kinetics from mechanics: the interface stresses of the mechanics (recovered on the Li side and
+  on the ion-conducting side of each interface facet from the cell averages nearby, see
+  ``InterfaceStressMap``, with the facet's normal from Li into the electrolyte) and the
+  interface curvature give U_mech and dmu_e of ``kinetics.stress_coupling`` at the interface
+  dofs of phi's space; a dof shared by two facets takes their mean.
 * Mechanics from kinetics: the interface current drives the growth eigenstrain of the Li band.
 
 Both act within the step (backward Euler): the mechanics and the current distribution are
@@ -23,7 +23,7 @@ step.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from mpi4py import MPI
@@ -94,8 +94,7 @@ class InterfaceStressMap:
 
     RECOVERY_CELLS = 8
 
-    MEASURES = ("sigma_nn_li", "sigma_h_li", "sigma_h_e", "tau_nn_li", "tau_nn_e", "sigma_nn_e",
-                "sigma_tt_li", "sigma_tt_e")
+    MEASURES = tuple(f.name for f in fields(InterfaceStress) if f.name != "curvature")
     N_MEASURES = len(MEASURES)
 
     def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh, cell_tag: np.ndarray):
