@@ -198,6 +198,15 @@ class InterfaceStressMap:
             curvature=self._curvature, **{m: mean[:, k] for k, m in enumerate(self.MEASURES)}))
 
 
+def stalled(changes: list[float], window: int = 4) -> bool:
+    """Whether a coupling iteration with these relative changes (one per iteration) has
+    stopped converging: from the sixth iteration on, the change has not halved over the last
+    ``window`` iterations. Converging runs measured on the examples halve it every one or two
+    iterations (0.96, 0.34, 0.09, 0.12, 0.046, 6e-3, 2e-4, ...); the stiff rest after plating
+    hovered around 1 for 30 iterations. Stopping early lets the step be cut at once."""
+    return len(changes) >= 6 and changes[-1] > 0.5 * changes[-1 - window]
+
+
 @dataclass
 class StepResult:
     """One attempted step: ``reports`` are the current distribution's and (with mechanics)
@@ -293,6 +302,7 @@ class CoupledStep:
         d_residual: list[np.ndarray] = []
         prev: tuple[np.ndarray, np.ndarray] | None = None
         change = np.inf
+        changes: list[float] = []
         for k in range(1, self.max_iterations + 1):
             solve_mechanics(current)
             stress_map.update(solid.stress)
@@ -306,6 +316,11 @@ class CoupledStep:
                       "i range %.3e..%.3e)", k, change, scale, returned.min(), returned.max())
             if change <= self.rtol:
                 return k
+            changes.append(change)
+            if stalled(changes):
+                self._stage = "coupling"
+                raise RuntimeError(f"coupling stalled after {k} iterations (relative current "
+                                   f"changes {', '.join(f'{c:.1e}' for c in changes[-5:])})")
             if prev is not None:
                 d_returned.append(returned - prev[0])
                 d_residual.append(r - prev[1])

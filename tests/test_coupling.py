@@ -134,3 +134,13 @@ def test_pressurised_flaw_limits_its_own_plating(shared_tmp):
     assert tight["KI_flaw"] < 0.9 * none["KI_flaw"]
     assert loose["KI_flaw"] == pytest.approx(tight["KI_flaw"], rel=1e-3)
     assert loose["max_p_li"] == pytest.approx(tight["max_p_li"], rel=1e-3)
+
+
+def test_stalled_coupling_is_detected():
+    from ecm_fem.coupling import stalled
+
+    converging = [0.96, 0.34, 0.09, 0.12, 0.046, 6.4e-3, 2.1e-4, 1.3e-4, 8.1e-5, 1.4e-5]
+    assert not any(stalled(converging[:k]) for k in range(1, len(converging) + 1))
+    hovering = [0.87, 4.9, 4.4, 1.1, 0.71, 0.41, 26.7, 0.82]
+    assert not stalled(hovering[:6])  # 0.41 < 0.5 * 4.9
+    assert stalled(hovering[:7])
