@@ -232,8 +232,10 @@ class CoupledStep:
     def __init__(self, config: RunConfig, ec: CurrentDistribution, solver: BlockedNewtonSolver,
                  solid: StepSolid | None):
         self.ec, self.solver, self.solid = ec, solver, solid
+        # with mechanics the map always runs: interface.csv reports its stresses
         self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag) \
-            if solid is not None and ec.coupling_model != "none" else None
+            if solid is not None else None
+        self.feedback = ec.coupling_model != "none"
         self.rtol = config.mechanics.coupling.rtol if config.mechanics else 0.0
         self.max_iterations = config.mechanics.coupling.max_iterations \
             if config.mechanics else 1
@@ -242,7 +244,7 @@ class CoupledStep:
         self._stage = ""
 
     def initial_state(self) -> None:
-        """The stresses before the first step (stack pressure at t = 0) for the kinetics."""
+        """The interface stresses before the first step (the committed state at t = 0)."""
         if self.stress_map is not None:
             assert self.solid is not None
             self.stress_map.update(self.solid.stress)
@@ -250,7 +252,8 @@ class CoupledStep:
     def attempt(self, t: float, dt: float) -> StepResult:
         """Solve the step ending at ``t``; on failure every state is back where it was."""
         ec, solid = self.ec, self.solid
-        backup = [u.x.array.copy() for u in (*ec.unknowns, ec.U_mech, ec.dmu_e)]
+        saved = (*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values())
+        backup = [u.x.array.copy() for u in saved]
         u_backup = solid.problem.u.x.array.copy() if solid is not None else None
         ec.set_time(t)
         ec_reports: list[SolveReport] = []
@@ -258,7 +261,7 @@ class CoupledStep:
         try:
             its = self._iterate(dt, ec_reports, mech_reports)
         except (SolverError, RuntimeError) as exc:
-            for u, old in zip((*ec.unknowns, ec.U_mech, ec.dmu_e), backup, strict=True):
+            for u, old in zip(saved, backup, strict=True):
                 u.x.array[:] = old
             if solid is not None and u_backup is not None:
                 solid.restore(u_backup)
@@ -286,16 +289,17 @@ class CoupledStep:
             solve_ec()
             return 1
         grows = solid.problem.growth is not None and dt > 0
+        assert stress_map is not None
         if not grows:  # the mechanics does not feel the current: solve it first
             solve_mechanics(None)
-            if stress_map is not None:
-                stress_map.update(solid.stress)
+            stress_map.update(solid.stress)
             solve_ec()
             return 1
         solve_ec()
         current = solid.interface_currents(ec)
-        if stress_map is None:  # the kinetics do not feel the stresses: one pass
+        if not self.feedback:  # the kinetics do not feel the stresses: one pass
             solve_mechanics(current)
+            stress_map.update(solid.stress)
             return 1
         # interface quasi-Newton with a least-squares Jacobian (IQN-ILS, module docstring)
         d_returned: list[np.ndarray] = []

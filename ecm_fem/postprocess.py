@@ -16,15 +16,12 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from ecm_fem.coupling import interface_facet_pairs
 from ecm_fem.geometry.tags import FACET_TAGS
-from ecm_fem.mesh import facet_normals, owned_facet_cells
+from ecm_fem.mesh import owned_facet_cells
 from ecm_fem.physics import electrochemistry as ec
-from ecm_fem.physics.stress_coupling import interface_stress_from_tensors
 
 if TYPE_CHECKING:
     from ecm_fem.problem import CurrentDistribution
-    from ecm_fem.solid import StressFields
 
 
 def real_value(u: fem.Function) -> float:
@@ -41,8 +38,7 @@ PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STR
                   "region", "curvature"]
 
 
-def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
-                      ) -> dict[str, np.ndarray]:
+def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     """i_n, eta and the mechanical terms at the interface, sorted by position; full arrays on
     every rank.
 
@@ -53,11 +49,12 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
     eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region, and
     curvature, the interface's kappa_c [1/m] (mesh.InterfaceCurve: positive where Li bulges
     into the electrolyte; nan on 3D meshes).
-    With ``stress`` (the mechanics' cell-average stresses) each row also gets, on the Li side
-    and on the ion-conducting side ("electrolyte": also SEI or a grain boundary where that is
-    what the Li touches) of its facet: the normal stress n.sigma.n, the pressure
-    p = -tr(sigma)/3 and the deviatoric normal stress n.(sigma - sigma_h I).n [Pa], with n the
-    facet's unit normal from Li into the electrolyte; nan without mechanics.
+    With mechanics each row also gets, on the Li side and on the ion-conducting side
+    ("electrolyte": also SEI or a grain boundary where that is what the Li touches): the normal
+    stress n.sigma.n, the pressure p = -tr(sigma)/3 and the deviatoric normal stress
+    n.(sigma - sigma_h I).n [Pa], with n the unit normal from Li into the electrolyte: the
+    interface stresses that the kinetics read (coupling.InterfaceStressMap, in
+    ``p.stress_outputs``); nan without mechanics.
     """
     msh = p.mesh
     comm = msh.comm
@@ -71,9 +68,10 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
                                    basix.LagrangeVariant.gll_warped)
     x = ufl.SpatialCoordinate(msh)
     coords = [x[k] if k < msh.geometry.dim else 0.0 * x[0] for k in range(3)]
-    expr = fem.Expression(ufl.as_vector([*coords, p.i_n, p.eta, p.eta_ct, p.U_mech, p.dmu_e]),
-                          element.points)
-    n_values = 8
+    stresses = [p.stress_outputs[k] for k in STRESS_FIELDS] if p.stress_outputs else []
+    expr = fem.Expression(ufl.as_vector([*coords, p.i_n, p.eta, p.eta_ct, p.U_mech, p.dmu_e,
+                                         *stresses]), element.points)
+    n_values = 8 + len(stresses)
     if cells:
         values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
         values = values.reshape(len(cells), len(element.points), n_values)
@@ -82,14 +80,14 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
         owned = tags.indices < n_owned
         tag_of = np.zeros(n_owned, dtype=np.int32)
         tag_of[tags.indices[owned]] = tags.values[owned]
-        mech = _facet_stresses(p, stress, cells, local_facets)
+        missing = np.full(8 + len(STRESS_FIELDS) - n_values, np.nan)  # no mechanics
         rows = [np.column_stack([values[k, closure[lf]],
-                                 np.tile(mech[k], (len(closure[lf]), 1)),
+                                 np.tile(missing, (len(closure[lf]), 1)),
                                  np.full(len(closure[lf]), tag_of[c], dtype=float)])
                 for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True))]
         local = np.vstack(rows)
     else:
-        local = np.zeros((0, n_values + len(STRESS_FIELDS) + 1))
+        local = np.zeros((0, 8 + len(STRESS_FIELDS) + 1))
     table = np.vstack(comm.allgather(local))
     # one row per point and side: points shared by neighbouring facets of one region collapse
     scale = max(float(np.abs(table[:, :3]).max()), 1e-300) if len(table) else 1.0
@@ -102,24 +100,6 @@ def interface_profile(p: CurrentDistribution, stress: StressFields | None = None
     kappa = curve.at(table[:, :2]) if curve is not None else np.full(len(table), np.nan)
     table = np.column_stack([table, kappa])
     return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
-
-
-def _facet_stresses(p: CurrentDistribution, stress: StressFields | None, cells: list[int],
-                    local_facets: list[int]) -> np.ndarray:
-    """STRESS_FIELDS per interface facet, given by its ion cell and local facet index on the
-    ion submesh; nan without mechanics."""
-    out = np.full((len(cells), len(STRESS_FIELDS)), np.nan)
-    if stress is None or not cells:
-        return out
-    parent = stress.solid.mesh
-    facets, li_cells, ion_cells = interface_facet_pairs(
-        p, parent, np.asarray(cells, dtype=np.int32), np.asarray(local_facets, dtype=np.int32))
-    n2 = facet_normals(parent, facets, li_cells)
-    n = np.column_stack([n2, np.zeros(len(n2))])
-    sigma = stress.sigma.x.array.reshape(-1, 3, 3)
-    s = interface_stress_from_tensors(sigma[li_cells], sigma[ion_cells], n)
-    return np.column_stack([s.sigma_nn_li, -s.sigma_h_li, s.tau_nn_li,
-                            s.sigma_nn_e, -s.sigma_h_e, s.tau_nn_e])
 
 
 def _basix_cell(msh) -> basix.CellType:

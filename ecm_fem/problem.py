@@ -191,6 +191,8 @@ class CurrentDistribution:
         self.U_mech_value = float(U)
         self.dmu_e_value = float(dmu)
         self.i0_factor = float(np.exp(k.alpha_a * dmu / (GAS_CONSTANT * config.temperature)))
+        # interface stress measures for interface.csv, set with U_mech (set_interface_stress)
+        self.stress_outputs: dict[str, fem.Function] = {}
         self.U_mech = fem.Function(self.V, name="U_mech")
         self.dmu_e = fem.Function(self.V, name="dmu_e")
         self.U_mech.x.array[:] = self.U_mech_value
@@ -209,9 +211,18 @@ class CurrentDistribution:
 
     def set_interface_stress(self, dofs: np.ndarray, stress: InterfaceStress) -> None:
         """Set U_mech and dmu_e at the local dofs ``dofs`` of phi's space from the interface
-        stresses there (arrays of len(dofs)), then update the ghosts."""
+        stresses there (arrays of len(dofs)), and the one-sided stress measures of
+        interface.csv in ``stress_outputs`` (created at the first call), then update the
+        ghosts (collective)."""
         U, dmu = self.coupling_values(stress)
-        for field, values in ((self.U_mech, U), (self.dmu_e, dmu)):
+        outputs = {"sigma_nn_li": stress.sigma_nn_li, "p_li": -stress.sigma_h_li,
+                   "tau_nn_li": stress.tau_nn_li, "sigma_nn_electrolyte": stress.sigma_nn_e,
+                   "p_electrolyte": -stress.sigma_h_e, "tau_nn_electrolyte": stress.tau_nn_e}
+        for name in outputs:
+            if name not in self.stress_outputs:
+                self.stress_outputs[name] = fem.Function(self.V, name=name)
+        for field, values in ((self.U_mech, U), (self.dmu_e, dmu),
+                              *((self.stress_outputs[k], v) for k, v in outputs.items())):
             field.x.array[dofs] = values
             field.x.scatter_forward()
 

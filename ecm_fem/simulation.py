@@ -176,8 +176,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         t_now = t_try
         reports = result.reports
         ec_rep = reports[0]
-        profile = postprocess.interface_profile(
-            problem, solid.stress if solid is not None else None)
+        profile = postprocess.interface_profile(problem)
         scalars = postprocess.step_scalars(problem, profile)
         row = {"step": step, "time": t_now, "dt": dt_try, **scalars,
                "newton_its": ec_rep.newton_its, "krylov_its": ec_rep.krylov_its}

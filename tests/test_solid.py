@@ -93,7 +93,10 @@ def test_stack_pressure_on_elastic_layers(degree):
         np.testing.assert_allclose(sig[:, 2, 2], lateral, rtol=1e-9)
         np.testing.assert_allclose(sig[:, 0, 1], 0.0, atol=1e-9 * P_STACK)
     # interface.csv columns: each side's normal stress, pressure and deviatoric normal stress
-    prof = postprocess.interface_profile(ec, solid.stress)
+    from ecm_fem.coupling import InterfaceStressMap
+
+    InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag).update(solid.stress)
+    prof = postprocess.interface_profile(ec)
     for side, mat in (("li", LI), ("electrolyte", LLZO)):
         lateral = -P_STACK * mat["nu"] / (1 - mat["nu"])
         p_side = -(2 * lateral - P_STACK) / 3
