@@ -7,12 +7,14 @@ global mesh on any number of ranks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mpi4py import MPI
 
 import gmsh
 import numpy as np
+from dolfinx import fem
 from dolfinx import mesh as dmesh
 from scipy.spatial import cKDTree
 
@@ -313,3 +315,25 @@ class InterfaceCurve:
                 gap = np.linalg.norm(a + s[:, None] * d - points[k], axis=1)
                 out[k] = self.facet_curvature[int(np.argmin(gap))]
         return out
+
+
+def cell_tag_array(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags) -> np.ndarray:
+    """The cell tag of every local cell (owned and ghost; 0 where untagged)."""
+    imap = msh.topology.index_map(msh.topology.dim)
+    tag = np.zeros(imap.size_local + imap.num_ghosts, dtype=np.int32)
+    tag[cell_tags.indices] = cell_tags.values
+    return tag
+
+
+def region_field(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags,
+                 regions: dict[int, tuple[str, str | None]],
+                 value: Callable[[str, str | None], float], name: str) -> fem.Function:
+    """A DG0 field with ``value(region, parent)`` on the cells of each tag of ``regions``
+    (tag -> (region or sub-region name, parent region or None)); 0 on other cells."""
+    field = fem.Function(fem.functionspace(msh, ("DG", 0)), name=name)
+    for tag, (region, parent) in regions.items():
+        cells = cell_tags.find(tag)
+        if len(cells):
+            field.x.array[cells] = value(region, parent)
+    field.x.scatter_forward()
+    return field

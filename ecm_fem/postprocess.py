@@ -17,7 +17,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem.geometry.tags import FACET_TAGS
-from ecm_fem.mesh import owned_facet_cells
+from ecm_fem.mesh import cell_tag_array, owned_facet_cells
 from ecm_fem.physics import electrochemistry as ec
 
 if TYPE_CHECKING:
@@ -58,8 +58,7 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     """
     msh = p.mesh
     comm = msh.comm
-    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
-    n_owned = msh.topology.index_map(tdim).size_local
+    fdim = msh.topology.dim - 1
     cells, local_facets = (a.tolist() for a in owned_facet_cells(
         msh, p.region.facet_tags, FACET_TAGS["interface"]))
 
@@ -76,10 +75,7 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
         values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
         values = values.reshape(len(cells), len(element.points), n_values)
         closure = element.entity_closure_dofs[fdim]
-        tags = p.region.cell_tags
-        owned = tags.indices < n_owned
-        tag_of = np.zeros(n_owned, dtype=np.int32)
-        tag_of[tags.indices[owned]] = tags.values[owned]
+        tag_of = cell_tag_array(msh, p.region.cell_tags)
         missing = np.full(8 + len(STRESS_FIELDS) - n_values, np.nan)  # no mechanics
         rows = [np.column_stack([values[k, closure[lf]],
                                  np.tile(missing, (len(closure[lf]), 1)),

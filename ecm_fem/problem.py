@@ -22,7 +22,7 @@ from ecm_fem._compat import real_functionspace
 from ecm_fem.config import ControlMode, CounterKind, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
-from ecm_fem.mesh import InterfaceCurve, MeshData
+from ecm_fem.mesh import InterfaceCurve, MeshData, region_field
 from ecm_fem.physics import electrochemistry as ec
 from ecm_fem.physics.kinetics import RateLaw
 from ecm_fem.physics.stress_coupling import (
@@ -241,15 +241,7 @@ class CurrentDistribution:
 
     def _cellwise(self, name: str, value: Callable[[str, str | None], float]) -> fem.Function:
         """A DG0 field on the ion-conducting cells with ``value(region, parent)`` per region."""
-        Q = fem.functionspace(self.mesh, ("DG", 0))
-        field = fem.Function(Q, name=name)
-        tags = self.region.cell_tags
-        for tag, (region, parent) in self.regions.items():
-            cells = tags.find(tag)
-            if len(cells):
-                field.x.array[cells] = value(region, parent)
-        field.x.scatter_forward()
-        return field
+        return region_field(self.mesh, self.region.cell_tags, self.regions, value, name)
 
     def initial_guess(self) -> None:
         """A start for Newton that keeps the exponentials of Butler-Volmer in range: phi = 0 and,

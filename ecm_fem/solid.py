@@ -43,9 +43,11 @@ from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import (
     MeshData,
     cell_centroids,
+    cell_tag_array,
     facet_end_points,
     facet_normals,
     owned_facet_cells,
+    region_field,
     x_extent,
 )
 from ecm_fem.physics import creep, fracture
@@ -59,18 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecm_fem")
 
 PREFIX = "ecm_mech_"
-
-
-def _local_cells(msh: dmesh.Mesh) -> int:
-    imap = msh.topology.index_map(msh.topology.dim)
-    return imap.size_local + imap.num_ghosts
-
-
-def cell_tag_array(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags) -> np.ndarray:
-    """The cell tag of every local cell (owned and ghost; 0 where untagged)."""
-    tag = np.zeros(_local_cells(msh), dtype=np.int32)
-    tag[cell_tags.indices] = cell_tags.values
-    return tag
 
 
 @dataclass
@@ -368,14 +358,11 @@ class SolidMechanics:
         return {int(t): regions[int(t)] for t in present}
 
     def _cellwise(self, prop: str) -> fem.Function:
-        Q = fem.functionspace(self.mesh, ("DG", 0))
-        field = fem.Function(Q, name=prop)
-        for tag, (name, parent) in self.regions.items():
-            key = f"materials.{'patches.' if parent else ''}{name}"
-            value = self.config.materials.for_region(name, parent).require(prop, key)
-            field.x.array[self.cell_tag == tag] = value
-        field.x.scatter_forward()
-        return field
+        """The material property ``prop`` per region as a DG0 field."""
+        return region_field(
+            self.mesh, self.mesh_data.cell_tags, self.regions,
+            lambda name, parent: self.config.materials.for_region(name, parent).require(
+                prop, f"materials.{'patches.' if parent else ''}{name}"), prop)
 
     def _supports(self) -> list[fem.DirichletBC]:
         """Held face (roller or fixed) opposite the pressure face, and symmetric sides."""

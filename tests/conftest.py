@@ -63,3 +63,13 @@ def run_cli(args: list[str], nprocs: int = 1, timeout: float = 300, cwd: Path | 
         cmd = ["mpirun", "-n", str(nprocs), "--oversubscribe", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=_clean_env(), cwd=cwd or REPO)
+
+
+def tagged_measure(msh, tags, kind: str, tag: int) -> float:
+    """Global measure (length, area or volume) of the entities tagged ``tag`` for the UFL
+    integral type ``kind`` (dx, ds, dS) of ``msh``."""
+    import ufl
+    from dolfinx import fem
+
+    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
+    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)

@@ -24,8 +24,7 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import tagged_measure
 
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
@@ -62,11 +61,6 @@ def shape(g) -> dict[str, float]:
             "arc_gap": chords * r * (phi - 2 * math.sin(phi / 2))}
 
 
-def _measure(msh, tags, kind, tag):
-    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
-
-
 def _count(tags, tag) -> int:
     return MPI.COMM_WORLD.allreduce(len(tags.find(tag)), op=MPI.SUM)
 
@@ -101,13 +95,13 @@ def test_tags_and_measures_match_the_shape(meshes, name):
         assert (_count(md.cell_tags, tag) > 0) == (tag_name in ("li", "electrolyte")), tag_name
 
     def parent(tag_name):
-        return _measure(md.mesh, md.facet_tags, "ds", FACET_TAGS[tag_name])
+        return tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS[tag_name])
 
     def ion(tag_name):
-        return _measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS[tag_name])
+        return tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS[tag_name])
 
-    li = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
-    el = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
+    li = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
+    el = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
     rel = 1e-12
     assert parent("li_cc") == pytest.approx(W, rel)
     assert ion("counter") == pytest.approx(W, rel)
@@ -138,8 +132,8 @@ def test_tip_polygon_error_falls_under_refinement():
     for refine in (1, 2, 4):
         config = flaw_config(refine, **VARIANTS["inclined_filled"])
         md, s = generate(config), shape(config.geometry)
-        el = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
-        itf = _measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
+        el = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
+        itf = tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
         gaps.append((el - (W * L_E - s["area"]),
                      W - s["mouth"] + s["walls"] + s["arc"] - itf))
     gaps = np.array(gaps)
@@ -178,7 +172,7 @@ def test_same_mesh_on_any_number_of_ranks():
     for md_a, md_b in [(shared, alone), (shared.ion, alone.ion)]:
         assert (md_a.mesh.topology.index_map(2).size_global
                 == md_b.mesh.topology.index_map(2).size_global)
-    lengths = [_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
+    lengths = [tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
                for md in (shared, alone)]
     assert lengths[0] == pytest.approx(lengths[1], rel=1e-12)
 

@@ -7,20 +7,13 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import tagged_measure
 
 from ecm_fem.config import RunConfig
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import generate
 
 W, L_LI, L_E = 20e-6, 10e-6, 50e-6
-
-
-def _measure(msh, tags, kind, tag):
-    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    local = fem.assemble_scalar(fem.form(1.0 * m(tag)))
-    return msh.comm.allreduce(local, op=MPI.SUM)
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +28,20 @@ def planar():
 def test_planar_measures(planar):
     _, md = planar
     rel = 1e-12  # straight edges: exact up to round-off
-    assert _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"]) == pytest.approx(W * L_LI, rel)
-    assert _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"]) == pytest.approx(
+    assert tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"]) == pytest.approx(
+        W * L_LI, rel)
+    assert tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"]) == pytest.approx(
         W * L_E, rel)
     for name, length in [("li_cc", W), ("counter", W), ("side", 2 * (L_LI + L_E))]:
-        assert _measure(md.mesh, md.facet_tags, "ds", FACET_TAGS[name]) == pytest.approx(
+        assert tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS[name]) == pytest.approx(
             length, rel), name
     # the interface is interior in the parent mesh and exterior on the electrolyte submesh
     ion = md.ion
-    assert _measure(ion.mesh, ion.facet_tags, "ds", FACET_TAGS["interface"]) == pytest.approx(
+    assert tagged_measure(ion.mesh, ion.facet_tags, "ds", FACET_TAGS["interface"]) == pytest.approx(
         W, rel)
-    assert _measure(ion.mesh, ion.facet_tags, "ds", FACET_TAGS["counter"]) == pytest.approx(
+    assert tagged_measure(ion.mesh, ion.facet_tags, "ds", FACET_TAGS["counter"]) == pytest.approx(
         W, rel)
-    assert _measure(ion.mesh, ion.cell_tags, "dx", CELL_TAGS["electrolyte"]) == pytest.approx(
+    assert tagged_measure(ion.mesh, ion.cell_tags, "dx", CELL_TAGS["electrolyte"]) == pytest.approx(
         W * L_E, rel)
 
 

@@ -49,8 +49,7 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import tagged_measure
 
 from ecm_fem import simulation
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
@@ -79,11 +78,6 @@ def geometry(b: float, h: float, width: float, electrolyte: float, li: float,
             "protrusion_height": h, "mesh_size": h_max, "interface_mesh_size": h_if}
 
 
-def _measure(msh, tags, kind, tag):
-    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
-
-
 # ----------------------------------------------------------------------------- geometry
 W, L_LI, L_E = 20e-6, 10e-6, 50e-6
 
@@ -103,17 +97,17 @@ def test_protrusion_measures_converge_to_the_shape(b, h):
         md = generate(config)
         for name, tag in CELL_TAGS.items():
             if name in ("li", "electrolyte"):
-                assert _measure(md.mesh, md.cell_tags, "dx", tag) > 0
+                assert tagged_measure(md.mesh, md.cell_tags, "dx", tag) > 0
             else:
                 assert len(md.cell_tags.find(tag)) == 0
-        assert _measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["li_cc"]) == pytest.approx(W)
-        assert _measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["side"]) == pytest.approx(
+        assert tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["li_cc"]) == pytest.approx(W)
+        assert tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["side"]) == pytest.approx(
             2 * (L_LI + L_E))
-        assert _measure(md.ion.mesh, md.ion.facet_tags, "ds",
+        assert tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds",
                         FACET_TAGS["counter"]) == pytest.approx(W)
-        li = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
-        el = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
-        itf = _measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
+        li = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
+        el = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
+        itf = tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
         boss = np.pi * b * h / 4
         errors.append((abs(li / (W * L_LI + boss) - 1), abs(el / (W * L_E - boss) - 1),
                        abs(itf / (W - b + quarter_ellipse_arc(b, h)) - 1)))
@@ -131,7 +125,7 @@ def test_same_mesh_on_any_number_of_ranks():
     tdim = shared.mesh.topology.dim
     assert (shared.mesh.topology.index_map(tdim).size_global
             == alone.mesh.topology.index_map(tdim).size_global)
-    lengths = [_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
+    lengths = [tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
                for md in (shared, alone)]
     assert lengths[0] == pytest.approx(lengths[1], rel=1e-12)
 

@@ -21,8 +21,7 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import tagged_measure
 from scipy.optimize import brentq
 
 from ecm_fem import simulation
@@ -92,11 +91,6 @@ def patch_config(**extra) -> dict:
     }
 
 
-def _measure(msh, tags, kind, tag):
-    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
-
-
 @pytest.mark.mpi
 def test_patch_geometry_has_the_drawn_areas_and_tags():
     """Rectangles only, so areas and lengths are exact: base SEI over 14 um of 20, the thin
@@ -109,10 +103,10 @@ def test_patch_geometry_has_the_drawn_areas_and_tags():
                    101: 4e-6 * 50e-9,
                    CELL_TAGS["electrolyte"]: W * L_E - 14e-6 * T_BASE - 4e-6 * 50e-9}
     for tag, area in exact_cells.items():
-        assert _measure(md.mesh, md.cell_tags, "dx", tag) == pytest.approx(area, rel=1e-10)
-    assert _measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"]) == \
+        assert tagged_measure(md.mesh, md.cell_tags, "dx", tag) == pytest.approx(area, rel=1e-10)
+    assert tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"]) == \
         pytest.approx(W, rel=1e-12)
-    assert _measure(md.mesh, md.facet_tags, "dS", FACET_TAGS["sei_electrolyte"]) == \
+    assert tagged_measure(md.mesh, md.facet_tags, "dS", FACET_TAGS["sei_electrolyte"]) == \
         pytest.approx(18e-6 + 2 * 50e-9 + 2 * 100e-9, rel=1e-10)
     ion_cells = md.ion.mesh.topology.index_map(2).size_global
     counts = [np.count_nonzero(md.ion.cell_tags.values[:md.ion.mesh.topology.index_map(2)

@@ -13,12 +13,9 @@ contact-mean current at i_app W / (W - a).
 
 from __future__ import annotations
 
-from mpi4py import MPI
-
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import tagged_measure
 
 from ecm_fem import simulation
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
@@ -41,11 +38,6 @@ def void_config(refine: float = 1.0, **kinetics) -> RunConfig:
     })
 
 
-def _measure(msh, tags, kind, tag):
-    m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
-
-
 @pytest.mark.mpi
 def test_void_measures_converge_to_the_shape():
     """Quarter-circle void (a = b): Li area W L_li - pi a^2 / 4, void surface a + pi a / 2
@@ -55,10 +47,10 @@ def test_void_measures_converge_to_the_shape():
     errors = []
     for refine in (1, 2, 4):
         md = generate(void_config(refine))
-        li = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
-        el = _measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
-        vs = _measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["void_surface"])
-        itf = _measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
+        li = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
+        el = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
+        vs = tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["void_surface"])
+        itf = tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds", FACET_TAGS["interface"])
         assert itf == pytest.approx(W - A, rel=1e-12)
         assert el == pytest.approx(W * 50e-6, rel=1e-12)
         errors.append((abs(li / (W * L_LI - np.pi * A**2 / 4) - 1),
