@@ -681,15 +681,23 @@ class PlasticityParameters(_Model):
 
 
 class CouplingIteration(_Model):
-    """The fixed-point iteration of a step between the current distribution and the mechanics
-    (growth from the interface current, kinetics from the interface stresses), with Aitken
-    relaxation of the current that drives the growth."""
+    """How a time step couples the current distribution and the mechanics (growth from the
+    interface current, kinetics from the interface stresses)."""
 
+    scheme: Literal["monolithic", "staggered"] = Field(
+        "staggered", description="monolithic: one Newton method for phi, V_we, u and the "
+        "growth currents together (PETSc SNES, option prefix ecm_coupled_, field split); "
+        "staggered: the two problems solved in turn, accelerated by interface quasi-Newton")
     rtol: Annotated[float, Field(gt=0, le=0.1)] = Field(
-        1e-6, description="converged when the interface current changes by less than rtol "
-        "times the applied (or mean) current density [-]")
+        1e-6, description="converged when the interface current that drives the growth "
+        "differs from the current of the kinetics by less than rtol times the applied (or "
+        "largest) current density [-]")
     max_iterations: Annotated[int, Field(ge=1, le=200)] = Field(
-        30, description="iterations before the step counts as failed (it is then cut)")
+        30, description="Newton (monolithic) or coupling (staggered) iterations before the "
+        "step counts as failed (it is then cut)")
+    petsc_options: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="extra PETSc options of the monolithic solve "
+        "(prefix ecm_coupled_; fields phi, V_we, eta_ct, u, i_growth)")
 
 
 class Mechanics(_Model):

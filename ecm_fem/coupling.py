@@ -243,6 +243,9 @@ class CoupledStep:
         self.first_relaxation = 0.5
         self._stage = ""
 
+    def destroy(self) -> None:
+        """Nothing of its own to free (the solvers belong to the caller)."""
+
     def initial_state(self) -> None:
         """The interface stresses before the first step (the committed state at t = 0)."""
         if self.stress_map is not None:

@@ -82,7 +82,14 @@ class CurrentDistribution:
         self.V_we = fem.Function(self.R, name="V_we")
 
         self.dx = ufl.Measure("dx", domain=msh)
-        self.ds = ufl.Measure("ds", domain=msh, subdomain_data=ion.facet_tags)
+        # One quadrature degree for every boundary form (residuals, their Jacobians, the
+        # coupling derivatives): UFL's estimate grows with each derivative of the exponential
+        # kinetics, and a Jacobian integrated more exactly than its residual is not the
+        # residual's derivative (Newton then converges only linearly where the current
+        # varies steeply along the interface). 2 p + 2 is what UFL gives the residual.
+        boundary_degree = 2 * config.discretisation.phi_degree + 2
+        self.ds = ufl.Measure("ds", domain=msh, subdomain_data=ion.facet_tags,
+                              metadata={"quadrature_degree": boundary_degree})
         ds_if = self.ds(FACET_TAGS["interface"])
         self.interface_measure = ds_if
         # the interface's shape: its curvature goes to interface.csv (2D meshes only)

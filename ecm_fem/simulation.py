@@ -28,6 +28,7 @@ from ecm_fem.config import RunConfig, dump_config
 from ecm_fem.coupling import CoupledStep, StepResult
 from ecm_fem.io import HISTORY_COLUMNS, RunWriter, history_columns, prepare_run_dir
 from ecm_fem.mesh import generate
+from ecm_fem.monolithic import MonolithicStep
 from ecm_fem.problem import CurrentDistribution
 from ecm_fem.solid import StepSolid
 from ecm_fem.solver import BlockedNewtonSolver, SolverError
@@ -118,7 +119,11 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     problem = CurrentDistribution(config, mesh_data)
     solver = build_solver(problem, config)
     solid = StepSolid(config, mesh_data) if config.mechanics is not None else None
-    stepper = CoupledStep(config, problem, solver, solid)
+    stepper: CoupledStep | MonolithicStep
+    if solid is not None and config.mechanics.coupling.scheme == "monolithic":
+        stepper = MonolithicStep(config, problem, solver, solid)
+    else:
+        stepper = CoupledStep(config, problem, solver, solid)
     timings["setup"] = time.perf_counter() - t
     unknowns = list(zip(problem.names, problem.unknowns, strict=True))
     if solid is not None:
@@ -203,6 +208,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         j_field.update()  # the unknowns hold the last accepted state
         writer.write_fields(t_now)
     writer.close()
+    stepper.destroy()
     solver.destroy()
     if solid is not None:
         solid.destroy()

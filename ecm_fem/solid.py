@@ -124,44 +124,59 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
     return facets_table, li_cells, rows
 
 
-def facet_currents(ec: CurrentDistribution, facets: InterfaceFacets) -> np.ndarray:
-    """Mean interface current density i_n [A/m^2] on every facet of ``facets`` (3-point Gauss
-    on each facet of the ion submesh), the same array on every rank."""
-    msh = ec.mesh
-    fdim = msh.topology.dim - 1
-    owned_cells, owned_local = owned_facet_cells(msh, ec.region.facet_tags,
-                                                 FACET_TAGS["interface"])
-    cell_type = getattr(basix.CellType, msh.topology.cell_name())
-    ref = basix.geometry(cell_type)
-    ref_facets = basix.topology(cell_type)[fdim]
-    s, w = np.polynomial.legendre.leggauss(3)
-    s, w = 0.5 * (s + 1.0), 0.5 * w
-    c_to_f = msh.topology.connectivity(msh.topology.dim, fdim)
-    by_local: dict[int, list[tuple[int, int]]] = {}
-    for cell, lf in zip(owned_cells, owned_local, strict=True):
-        by_local.setdefault(int(lf), []).append((int(cell), int(c_to_f.links(cell)[lf])))
-    mids, values = [], []
-    for lf in range(len(ref_facets)):
-        # fem.Expression creation is collective: build every local facet's rule on every rank
-        a, b = ref[ref_facets[lf][0]], ref[ref_facets[lf][1]]
-        points = a[None, :] + s[:, None] * (b - a)[None, :]
-        expr = fem.Expression(ec.i_n, points)
-        pairs = by_local.get(lf, [])
-        if not pairs:
-            continue
-        cells = np.array([c for c, _ in pairs], dtype=np.int32)
-        vals = expr.eval(msh, cells).reshape(len(cells), len(s))
-        values.append(vals @ w)
-        mids.append(facet_end_points(msh, np.array([f for _, f in pairs])).mean(axis=1))
-    local_mid = np.vstack(mids) if mids else np.zeros((0, 2))
-    local_val = np.concatenate(values) if values else np.zeros(0)
-    all_mid = np.vstack(msh.comm.allgather(local_mid))
-    all_val = np.concatenate(msh.comm.allgather(local_val))
-    out = np.full(len(facets), np.nan)
-    out[facets.index_of(all_mid)] = all_val
-    if np.any(np.isnan(out)):
-        raise RuntimeError("facet_currents: some interface facets got no current")
-    return out
+class FacetCurrents:
+    """Mean interface current density i_n [A/m^2] (or of another UFL ``expression`` on the ion
+    submesh) on every facet of ``facets`` (3-point Gauss on each facet of the ion submesh), the
+    same array on every rank: ``evaluator()`` at the current values of ``ec``'s unknowns and
+    coupling fields. The expressions and cell lists are
+    built once (their JIT lookup costs more than the evaluation)."""
+
+    def __init__(self, ec: CurrentDistribution, facets: InterfaceFacets, expression: Any = None):
+        msh = ec.mesh
+        self.msh = msh
+        fdim = msh.topology.dim - 1
+        owned_cells, owned_local = owned_facet_cells(msh, ec.region.facet_tags,
+                                                     FACET_TAGS["interface"])
+        cell_type = getattr(basix.CellType, msh.topology.cell_name())
+        ref = basix.geometry(cell_type)
+        ref_facets = basix.topology(cell_type)[fdim]
+        s, w = np.polynomial.legendre.leggauss(3)
+        self._s, self._w = 0.5 * (s + 1.0), 0.5 * w
+        c_to_f = msh.topology.connectivity(msh.topology.dim, fdim)
+        by_local: dict[int, list[tuple[int, int]]] = {}
+        for cell, lf in zip(owned_cells, owned_local, strict=True):
+            by_local.setdefault(int(lf), []).append((int(cell), int(c_to_f.links(cell)[lf])))
+        self._rules: list[tuple[fem.Expression, np.ndarray]] = []
+        mids = []
+        for lf in range(len(ref_facets)):
+            # fem.Expression creation is collective: every local facet's rule on every rank
+            a, b = ref[ref_facets[lf][0]], ref[ref_facets[lf][1]]
+            points = a[None, :] + self._s[:, None] * (b - a)[None, :]
+            expr = fem.Expression(ec.i_n if expression is None else expression, points)
+            pairs = by_local.get(lf, [])
+            if pairs:
+                self._rules.append((expr, np.array([c for c, _ in pairs], dtype=np.int32)))
+                mids.append(facet_end_points(msh, np.array([f for _, f in pairs])).mean(axis=1))
+        local_mid = np.vstack(mids) if mids else np.zeros((0, 2))
+        self._rows = facets.index_of(np.vstack(msh.comm.allgather(local_mid)))
+        self.size = len(facets)
+        if len(np.unique(self._rows)) != self.size:
+            raise RuntimeError("facet currents: some interface facets got no current")
+
+    def __call__(self) -> np.ndarray:
+        values = [expr.eval(self.msh, cells).reshape(len(cells), len(self._s)) @ self._w
+                  for expr, cells in self._rules]
+        local = np.concatenate(values) if values else np.zeros(0)
+        out = np.empty(self.size)
+        out[self._rows] = np.concatenate(self.msh.comm.allgather(local))
+        return out
+
+
+def rescaled_currents(currents: np.ndarray, total: float, facets: InterfaceFacets
+                      ) -> np.ndarray:
+    """Facet currents scaled so that sum(currents * lengths) equals ``total`` [A/m]."""
+    discrete = float(np.dot(currents, facets.lengths))
+    return currents * (total / discrete) if discrete != 0.0 else currents
 
 
 class GrowthBand:
@@ -537,28 +552,54 @@ class StressFields:
         self.von_mises = fem.Function(Q, name="von_mises")
         self.pressure = fem.Function(Q, name="pressure")
         self.creep_strain = fem.Function(Q, name="equivalent_creep_strain")
-        wt, wq = ufl.TestFunction(T), ufl.TestFunction(Q)
-        dx = s.dx
+        wq = ufl.TestFunction(Q)
+        self._sigma_form = fem.form(self._stress_form(s.inelastic.stress))
+        self._p_form = fem.form(s.inelastic.p * wq * s.dx(s.li_tags))
+        self._vol = cell_volumes(msh)
+        self._increment = fem.Function(T)
+
+    def _stress_form(self, li_stress: Any) -> ufl.Form:
+        """The cell integrals of the stress, tested with DG0 tensors, for the Li stress
+        ``li_stress`` (the return-mapped stress, or its linearisation ``inelastic.sigma``)."""
+        s = self.solid
+        wt = ufl.TestFunction(self.sigma.function_space)
         if s.reduced_volumetric:
-            form = (ufl.inner(mech.deviatoric(s.inelastic.stress), wt) * dx(s.li_tags)
+            form = (ufl.inner(mech.deviatoric(li_stress), wt) * s.dx(s.li_tags)
                     + s.sigma_h_li * ufl.tr(wt) * s.dx_vol)
         else:
-            form = ufl.inner(s.inelastic.stress, wt) * dx(s.li_tags)
+            form = ufl.inner(li_stress, wt) * s.dx(s.li_tags)
         if s.other_tags:
-            form += ufl.inner(s.sigma_other, wt) * dx(s.other_tags)
-        self._sigma_form = fem.form(form)
-        self._p_form = fem.form(s.inelastic.p * wq * dx(s.li_tags))
-        self._vol = cell_volumes(msh)
+            form += ufl.inner(s.sigma_other, wt) * s.dx(s.other_tags)
+        return form
+
+    def increment_form(self, du: fem.Function, deps: fem.Function | None) -> fem.Form:
+        """The form of ``increment``: the stress linearised at the last return mapping (the
+        consistent tangent for Li) in the direction of a displacement ``du`` and a growth
+        strain ``deps`` (with growth)."""
+        s = self.solid
+        form = self._stress_form(s.inelastic.sigma)
+        d = ufl.derivative(form, s.u, du)
+        if deps is not None:
+            assert s.growth is not None
+            d += ufl.derivative(form, s.growth.eps_g, deps)
+        return fem.form(ufl.algorithms.expand_derivatives(d))
+
+    def increment(self, form: fem.Form) -> np.ndarray:
+        """Cell averages (local cells, 9 components) [Pa] of the stress increment of a form
+        from ``increment_form`` at its directions' current values (collective)."""
+        return self._cell_average(self._increment, form, 9).reshape(-1, 9).copy()
+
+    def _cell_average(self, f: fem.Function, form: fem.Form, bs: int) -> np.ndarray:
+        f.x.array[:] = 0.0
+        fem_petsc.assemble_vector(f.x.petsc_vec, form)
+        f.x.petsc_vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        f.x.scatter_forward()
+        f.x.array[:] = (f.x.array.reshape(-1, bs) / self._vol[:, None]).ravel()
+        return f.x.array
 
     def update(self) -> None:
-        for f, form, bs in ((self.sigma, self._sigma_form, 9),
-                            (self.creep_strain, self._p_form, 1)):
-            f.x.array[:] = 0.0
-            fem_petsc.assemble_vector(f.x.petsc_vec, form)
-            f.x.petsc_vec.ghostUpdate(addv=PETSc.InsertMode.ADD,
-                                      mode=PETSc.ScatterMode.REVERSE)
-            f.x.scatter_forward()
-            f.x.array[:] = (f.x.array.reshape(-1, bs) / self._vol[:, None]).ravel()
+        self._cell_average(self.sigma, self._sigma_form, 9)
+        self._cell_average(self.creep_strain, self._p_form, 1)
         sig = self.sigma.x.array.reshape(-1, 3, 3)
         tr = np.trace(sig, axis1=1, axis2=2)
         dev = sig - tr[:, None, None] / 3.0 * np.eye(3)
@@ -583,19 +624,28 @@ class StepSolid:
         self.solver = self.problem.build_solver()
         self.stress = StressFields(self.problem)
         self.tips = CrackTips(config, self.problem, self.stress)
+        self._currents: dict[tuple[int, int], tuple[FacetCurrents, fem.Form]] = {}
 
     def interface_currents(self, ec: CurrentDistribution) -> np.ndarray:
         """The facet currents that drive the growth [A/m^2], rescaled so that their sum equals
         int i_n ds of ``ec`` (exact plated volume; see the module docstring)."""
+        return rescaled_currents(*self.interface_current_parts(ec), self.problem.growth.facets)
+
+    def interface_current_parts(self, ec: CurrentDistribution,
+                                expression: Any = None) -> tuple[np.ndarray, float]:
+        """(facet means [A/m^2], int over the interface [A/m]) of ``ec.i_n`` or of another
+        UFL ``expression`` on the ion submesh (e.g. a derivative of i_n); evaluators are built
+        once per expression."""
         p = self.problem
         assert p.growth is not None
-        currents = facet_currents(ec, p.growth.facets)
-        total = ec.mesh.comm.allreduce(
-            fem.assemble_scalar(fem.form(ec.i_n * ec.interface_measure)), op=MPI.SUM)
-        discrete = float(np.dot(currents, p.growth.facets.lengths))
-        if discrete != 0.0:
-            currents *= total / discrete
-        return currents
+        key = (id(ec), id(expression))
+        if key not in self._currents:
+            expr = ec.i_n if expression is None else expression
+            self._currents[key] = (FacetCurrents(ec, p.growth.facets, expr),
+                                   fem.form(expr * ec.interface_measure))
+        facet_currents, total_form = self._currents[key]
+        total = ec.mesh.comm.allreduce(fem.assemble_scalar(total_form), op=MPI.SUM)
+        return facet_currents(), total
 
     def trial(self, currents: np.ndarray | None, dt: float) -> SolveReport:
         """Solve the step's state for growth from facet ``currents`` and creep over ``dt``,

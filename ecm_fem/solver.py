@@ -265,6 +265,52 @@ class BlockedNewtonSolver:
         log.debug("  newton %2d: |F| = %.3e (%s)", it, norm, fields)
 
     # -- public
+    def read(self, x: PETSc.Vec) -> None:
+        """Write the values of a vector with this solver's layout (owned entries; a plain or
+        ghosted vector) into the unknowns, ghosts and constrained values included."""
+        self._to_functions(x)
+
+    def write(self, x: PETSc.Vec) -> None:
+        """The unknowns' owned values into ``x`` (this solver's layout)."""
+        self._from_functions(x)
+
+    def residual(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        """The residual at ``x`` (this solver's layout) into ``b``, with the pre-residual hook;
+        the unknowns hold ``x`` afterwards."""
+        self._residual(self.snes, x, b)
+
+    def assemble_jacobian(self) -> PETSc.Mat:
+        """The Jacobian at the unknowns' current values (and the state of the last
+        pre-residual hook) into this solver's matrix, which is returned."""
+        self._jacobian(self.snes, self.x, self.A, self.A)
+        return self.A
+
+    def assemble_increment(self, forms: Sequence[ufl.Form | None], b: PETSc.Vec) -> None:
+        """Linear forms (one per unknown, tested like the residuals, None for none) into ``b``
+        with this solver's layout: rows of Dirichlet dofs are 0 (the conditions do not move
+        with the coupling), and with a multi-point constraint the forms are condensed like the
+        residual. For the coupling terms of a monolithic Jacobian (monolithic.py)."""
+        arr = b.getArray()
+        arr[:] = 0.0
+        offset = 0
+        # the test spaces (with a constraint u lives in the constraint's space)
+        spaces = [F.function_spaces[0] for F in self.F]
+        for form, space, n in zip(forms, spaces, self._sizes, strict=True):
+            # fem.bcs_by_block of dolfinx 0.9 fails on a DirichletBC's C++ space
+            bcs = [bc for bc in self.bcs if space.contains(bc.function_space)]
+            if form is not None:
+                if self.constraint is not None:
+                    import dolfinx_mpc
+
+                    vec = dolfinx_mpc.assemble_vector(form, self.constraint)
+                else:
+                    vec = fem_petsc.assemble_vector(form)
+                vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+                fem_petsc.set_bc(vec, bcs, alpha=0.0)
+                arr[offset: offset + n] = vec.getArray(readonly=True)[:n]
+                vec.destroy()
+            offset += n
+
     def solve(self) -> SolveReport:
         """Solve from the current values of the unknowns; raise ``SolverError`` if Newton fails
         (the unknowns are then restored to their values before the call)."""

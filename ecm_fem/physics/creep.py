@@ -364,6 +364,11 @@ class QuadratureInelasticity:
         self._set(self.c_nn, self._is, res.c_nn)
         self.last_iterations = res.iterations
 
+    def state_functions(self) -> list[fem.Function]:
+        """The Functions that ``update`` writes (to save and restore them around a trial)."""
+        return [self.stress, self.creep_strain, self.p, self._strain_q, self.direction,
+                self.c_dev, self.c_nn]
+
     def commit(self) -> None:
         """Accept the step: the trial internal variables become the committed state."""
         self.creep_strain_n.x.array[:] = self.creep_strain.x.array

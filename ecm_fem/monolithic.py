@@ -1,0 +1,611 @@
+"""The monolithic Newton method of a coupled time step: phi, V_we (and eta_ct with an SEI
+film), the displacement u and the growth currents solved together by one PETSc SNES (option
+prefix ``ecm_coupled_``, overridable under mechanics.coupling.petsc_options).
+
+Unknowns and residuals (backward Euler over the step dt):
+* x_e = (phi, V_we[, eta_ct]) with the residuals of ``problem.CurrentDistribution``, whose
+  kinetics read U_mech and dmu_e of the interface stresses (coupling.InterfaceStressMap) of
+* u with the residual of ``solid.SolidMechanics``: elasticity, Li creep by the return mapping
+  at quadrature points, and the growth eigenstrain eps_g = eps_g_n + dt * rate(j);
+* j, the mean current density of every interface facet that drives the growth [A/m^2], with
+  the residual R_j = j - i_facets(x_e, U_mech), the facet currents of the kinetics. Without j
+  as an unknown the residual would not be a function of (x_e, u): the stresses depend on the
+  growth, the growth on the currents, the currents on the stresses. The facets are owned in
+  contiguous ranges of the global facet table.
+
+Jacobian. Its action is exact (to round-off), so GMRES can converge to any tolerance and
+Newton converges quadratically:
+* the diagonal blocks are the assembled Jacobians of the two problems (the consistent tangent
+  of the return mapping for Li);
+* dR_u/dj a_j is the UFL derivative of the mechanics residual with respect to eps_g in the
+  direction d eps_g = dt * rate(a_j) (the growth is linear in j);
+* dF_e/du and dF_e/dj go through the stresses: the cell-average stress increment of
+  (du, d eps_g) linearised at the last return mapping (StressFields.increment), then the stress
+  map, which is affine in the cell stresses (applied at base + s * dsigma and differenced, exact
+  for any s), then the UFL derivative of the kinetics residual with respect to U_mech, dmu_e;
+* dR_j/dx_e, dR_j/du: the facet means of the UFL derivative of i_n along (de, dU_mech, ddmu_e)
+  and the derivative of the rescaling of the facet currents.
+Only the diagonal blocks are assembled. The Krylov method is GMRES, preconditioned by block
+elimination (``precondition``): u depends on j only, x_e on u and j, so for given j the
+mechanics and then the current distribution are solved with their own Krylov solvers and
+preconditioners (options ecm_mech_ and ecm_, AMG or LU), and j comes from the dense Schur
+complement S = I - G on the growth currents, G[:, k] the facet-current response to a unit
+growth current on facet k (one mechanics and one potential solve per facet, at every Jacobian).
+With exact inner solves this is J^-1 and GMRES takes 1-2 iterations; the cost grows with the
+number of interface facets (fine in 2D, not for large 3D interfaces). ``pc_type: fieldsplit``
+in mechanics.coupling.petsc_options replaces it by a multiplicative field split over (phi, V_we
+[, eta_ct], u, i_growth) of the diagonal blocks (BoomerAMG on phi, LU or GAMG on u, Jacobi on
+the rest), cheap per iteration but slow for strong coupling.
+
+Known limit: with creeping Li (Norton, m = 5) and long steps the full Newton step overshoots
+(the Li pressure goes as the flow rate^(1/m)); backtracking then takes lambda ~ 0.4 per
+iteration and the Li-filled flaw at 5 s steps did not converge in 30 iterations, where the
+staggered scheme (coupling.py) does. Hence ``staggered`` is the default scheme.
+
+The residual rows are scaled (1 / (i0 W) for the current distribution, 1 / (p W) for the
+mechanics, 1 / i0 for j) so that the line search weighs the fields alike; the convergence test
+is per field and unscaled: each field's residual below its own solver's tolerances
+(solver.rtol/atol, mechanics.rtol and an absolute force tolerance) and every facet current
+within mechanics.coupling.rtol of the kinetics' current, as in the staggered scheme.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import numpy as np
+import scipy.linalg
+import ufl
+from dolfinx import fem
+
+from ecm_fem.coupling import InterfaceStressMap, StepResult
+from ecm_fem.solid import rescaled_currents
+from ecm_fem.solver import _SNES_REASONS, BlockedNewtonSolver, SolveReport, default_options
+
+if TYPE_CHECKING:
+    from ecm_fem.config import RunConfig
+    from ecm_fem.problem import CurrentDistribution
+    from ecm_fem.solid import StepSolid
+
+log = logging.getLogger("ecm_fem")
+
+PREFIX = "ecm_coupled_"
+
+
+def _values(v: PETSc.Vec) -> np.ndarray:
+    """A copy of a vector's owned values (no array view outlives the call: a view kept by an
+    exception's traceback would leave the vector locked)."""
+    return v.getArray(readonly=True).copy()
+
+
+class _Saved:
+    """Copies of some Functions' values, to put back after a trial evaluation."""
+
+    def __init__(self, functions: list[fem.Function]):
+        self.functions = functions
+        self.values = [f.x.array.copy() for f in functions]
+
+    def restore(self) -> None:
+        for f, v in zip(self.functions, self.values, strict=True):
+            f.x.array[:] = v
+
+
+class MonolithicStep:
+    """One time step of ``ec`` (with its Newton solver ``ec_solver``) and the mechanics
+    ``solid``, solved by the monolithic Newton method of the module docstring. Same interface
+    as ``coupling.CoupledStep``: ``initial_state()`` then ``attempt(t, dt)`` per step."""
+
+    def __init__(self, config: RunConfig, ec: CurrentDistribution,
+                 ec_solver: BlockedNewtonSolver, solid: StepSolid):
+        m = config.mechanics
+        assert m is not None
+        self.config = config
+        self.ec, self.ec_solver, self.solid = ec, ec_solver, solid
+        self.mech = solid.problem
+        self.mech_solver = solid.solver
+        self.growth = self.mech.growth
+        self.stress_map = InterfaceStressMap(ec, self.mech.mesh, self.mech.cell_tag)
+        self.rtol_current = m.coupling.rtol
+        self.i0 = config.kinetics.i0
+        self.dt = 0.0
+        comm = ec.mesh.comm
+        self.comm = comm
+
+        n_e = ec_solver.x.getLocalSize()
+        n_u = self.mech_solver.x.getLocalSize()
+        n_f = len(self.growth.facets) if self.growth is not None else 0
+        counts = [n_f // comm.size + (r < n_f % comm.size) for r in range(comm.size)]
+        self._j_range = (sum(counts[: comm.rank]), sum(counts[: comm.rank + 1]))
+        n_j = counts[comm.rank]
+        self.n = (n_e, n_u, n_j)
+        self.x = PETSc.Vec().createMPI((n_e + n_u + n_j, PETSc.DECIDE), comm=comm)
+        self.b = self.x.duplicate()
+        self.j = np.zeros(n_f)  # the growth currents, the same on every rank
+
+        # residual row scaling (module docstring)
+        width = config.geometry.width
+        p_ref = max(m.stack_pressure, 1e6)
+        self.row_scale = self.x.duplicate()
+        scale = self.row_scale.array
+        scale[:n_e] = 1.0 / (self.i0 * width)
+        scale[n_e: n_e + n_u] = 1.0 / (p_ref * width)
+        scale[n_e + n_u:] = 1.0 / self.i0
+        self.tolerances = {"ec": (config.solver.rtol, config.solver.atol),
+                           "u": (m.rtol, 1e-10 * p_ref * width)}
+
+        # work vectors in the two solvers' layouts (ghosted)
+        self._xe, self._be, self._ye = (ec_solver.x.duplicate() for _ in range(3))
+        self._xu, self._bu, self._yu = (self.mech_solver.x.duplicate() for _ in range(3))
+        self._base: dict[str, Any] = {}
+        self._last_x: np.ndarray | None = None
+        self._coupling_forms()
+        self._fields = self._field_sets(n_e, n_u, n_j)
+        self._build_snes(config)
+        self._report: SolveReport | None = None
+        self._reference: dict[str, float] = {}
+        self._failure = ""
+        self._schur: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- set-up
+    def _coupling_forms(self) -> None:
+        """The directions of the Jacobian action and the UFL derivatives of the coupling
+        terms (module docstring)."""
+        ec, p = self.ec, self.mech
+        self.de = [fem.Function(u.function_space) for u in ec.unknowns]
+        self.du = fem.Function(p.u.function_space, name="du")
+        self.dU = fem.Function(ec.V, name="dU_mech")
+        self.ddmu = fem.Function(ec.V, name="ddmu_e")
+        forms: list[Any] = []
+        for F in ec.residuals:
+            d = ufl.derivative(F, ec.U_mech, self.dU) + ufl.derivative(F, ec.dmu_e, self.ddmu)
+            d = ufl.algorithms.expand_derivatives(d)
+            forms.append(None if d.empty() else fem.form(d))
+        self._dFe_dU = forms
+        self.deps = None
+        self._dFu_deps = None
+        if self.growth is not None:
+            self.deps = fem.Function(self.growth.eps_g.function_space, name="d_growth_strain")
+            d = ufl.algorithms.expand_derivatives(
+                ufl.derivative(p.residual, self.growth.eps_g, self.deps))
+            self._dFu_deps = fem.form(d)
+            di = ufl.derivative(ec.i_n, ec.U_mech, self.dU) \
+                + ufl.derivative(ec.i_n, ec.dmu_e, self.ddmu)
+            for u, du in zip(ec.unknowns, self.de, strict=True):
+                di += ufl.derivative(ec.i_n, u, du)
+            self._di_n = ufl.algorithms.expand_derivatives(di)
+        self._dsigma_form = self.solid.stress.increment_form(self.du, self.deps)
+
+    def _field_sets(self, n_e: int, n_u: int, n_j: int) -> list[tuple[str, PETSc.IS]]:
+        start = self.x.getOwnershipRange()[0]
+        names = [*self.ec_solver.names, "u"] + (["i_growth"] if self.growth is not None
+                                                else [])
+        sizes = [*self.ec_solver._sizes, n_u] + ([n_j] if self.growth is not None else [])
+        out, offset = [], start
+        for name, size in zip(names, sizes, strict=True):
+            out.append((name, PETSc.IS().createStride(size, first=offset, step=1,
+                                                      comm=self.comm)))
+            offset += size
+        return out
+
+    def _build_snes(self, config: RunConfig) -> None:
+        m = config.mechanics
+        assert m is not None
+        user = dict(m.coupling.petsc_options)
+        opts: dict[str, Any] = {
+            "snes_type": "newtonls", "snes_linesearch_type": "bt",
+            "snes_max_it": m.coupling.max_iterations,
+            "ksp_type": "gmres", "ksp_rtol": 1e-10, "ksp_atol": 1e-30,
+            "ksp_gmres_restart": 200, "ksp_max_it": 200}
+        if user.get("pc_type") == "fieldsplit":  # the block-diagonal alternative
+            names = [name for name, _ in self._fields]
+            jacobi = set(self.ec.jacobi_fields) | {"i_growth"}
+            split = default_options(names, "iterative", jacobi)
+            opts.update({k: v for k, v in split.items() if "fieldsplit" in k})
+            u_pc = "lu" if m.linear_solver == "direct" else "gamg"
+            opts.pop("fieldsplit_u_pc_hypre_type", None)
+            opts["fieldsplit_u_pc_type"] = u_pc
+            if u_pc == "lu":
+                opts["fieldsplit_u_pc_factor_mat_solver_type"] = "mumps"
+        opts.update(user)
+        petsc_opts = PETSc.Options()
+        for k, v in opts.items():
+            petsc_opts[PREFIX + k] = "" if v is None else v
+
+        comm = self.comm
+        A_e = self.ec_solver.A
+        A_u = self.mech_solver.A
+        blocks: list[list[PETSc.Mat | None]] = [[A_e, None], [None, A_u]]
+        if self.growth is not None:
+            n_j = self.n[2]
+            eye = PETSc.Mat().createAIJ(((n_j, PETSc.DECIDE), (n_j, PETSc.DECIDE)), nnz=1,
+                                        comm=comm)
+            eye.setUp()
+            ones = eye.createVecLeft()
+            ones.set(1.0)
+            eye.setDiagonal(ones)
+            eye.assemble()
+            self._eye = eye
+            blocks = [[A_e, None, None], [None, A_u, None], [None, None, eye]]
+        self.ec_solver.assemble_jacobian()  # the sparsity of P
+        self.mech.pre_residual()
+        self.mech_solver.assemble_jacobian()
+        self._nest = PETSc.Mat().createNest(blocks, comm=comm)
+        self.P = self._nest.convert("aij")
+        size = (self.x.getLocalSize(), self.x.getSize())
+        self.J = PETSc.Mat().createPython((size, size), context=_PetscContext(self),
+                                          comm=comm)
+        self.J.setUp()
+
+        snes = PETSc.SNES().create(comm)
+        snes.setOptionsPrefix(PREFIX)
+        snes.setFunction(self._residual, self.b)
+        snes.setJacobian(self._jacobian, self.J, self.P)
+        ksp = snes.getKSP()
+        ksp.setOptionsPrefix(PREFIX)
+        pc = ksp.getPC()
+        pc.setOptionsPrefix(PREFIX)
+        pc.setType(PETSc.PC.Type.PYTHON)
+        pc.setPythonContext(_PetscContext(self))
+        snes.setFromOptions()
+        if pc.getType() == PETSc.PC.Type.FIELDSPLIT:
+            pc.setFieldSplitIS(*self._fields)
+            for name, iset in self._fields:
+                if name == "u":
+                    iset.compose("nearnullspace", self.mech.near_nullspace)
+        snes.setConvergenceTest(self._converged)
+        self.snes = snes
+
+    # -- the coupled residual
+    def _split(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n_e, n_u, _ = self.n
+        return arr[:n_e], arr[n_e: n_e + n_u], arr[n_e + n_u:]
+
+    def _gather_j(self, local: np.ndarray) -> np.ndarray:
+        return np.concatenate(self.comm.allgather(np.asarray(local)))
+
+    def _set_stress_coupling(self) -> None:
+        self.solid.stress.update()
+        self.stress_map.update(self.solid.stress)
+
+    def _evaluate(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        """The unscaled residual at ``x`` into ``b``; every state (eps_g, return mapping,
+        stresses, U_mech, dmu_e) is then that of ``x``."""
+        arr = _values(x)
+        x_e, x_u, x_j = self._split(arr)
+        self._xe.setArray(x_e)
+        self._xu.setArray(x_u)
+        if self.growth is not None:
+            self.j = self._gather_j(x_j)
+            self.growth.advance(self.j, self.dt)
+        self.mech_solver.residual(self._xu, self._bu)
+        self._set_stress_coupling()
+        self.ec_solver.residual(self._xe, self._be)
+        out = np.zeros(len(arr))
+        r_e, r_u, r_j = self._split(out)
+        r_e[:] = _values(self._be)
+        r_u[:] = _values(self._bu)
+        currents = raw = None
+        if self.growth is not None:
+            raw = self.solid.interface_current_parts(self.ec)
+            currents = rescaled_currents(*raw, self.growth.facets)
+            lo, hi = self._j_range
+            r_j[:] = (self.j - currents)[lo:hi]
+        b.setArray(out)
+        self._base = {"currents": currents, "raw_currents": raw, "U": self.ec.U_mech.x.array.copy(),
+                      "dmu": self.ec.dmu_e.x.array.copy()}
+        self._last_x = arr.copy()
+
+    def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        try:
+            self._evaluate(x, b)
+        except (RuntimeError, ValueError, FloatingPointError, PETSc.Error) as exc:
+            self._callback_failed(b, "residual", exc)
+        b.pointwiseMult(b, self.row_scale)
+
+    def _callback_failed(self, out: PETSc.Vec, what: str, exc: Exception) -> None:
+        """An exception must not cross PETSc (it would leave vectors locked): the output
+        becomes NaN, so that SNES or the Krylov method stops, and the reason is kept."""
+        log.debug("coupled %s failed", what, exc_info=True)
+        self._failure = f"{what}: {exc}"
+        out.set(np.nan)
+
+    def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
+        if self._last_x is None or not np.array_equal(_values(x), self._last_x):
+            self._evaluate(x, self.b.duplicate())
+        self.ec_solver.assemble_jacobian()
+        self.mech_solver.assemble_jacobian()
+        self._nest.assemble()
+        self._nest.convert("aij", out=P)
+        P.diagonalScale(L=self.row_scale)
+        J.assemble()
+        if self.snes.getKSP().getPC().getType() == PETSc.PC.Type.PYTHON:
+            self._build_schur()
+
+    # -- the coupling terms of the Jacobian (module docstring)
+    def _set_e(self, a_e: np.ndarray) -> None:
+        """The direction of the current-distribution unknowns (owned values) into de."""
+        offset = 0
+        for f, n in zip(self.de, self.ec_solver._sizes, strict=True):
+            f.x.array[:n] = a_e[offset: offset + n]
+            f.x.scatter_forward()
+            offset += n
+
+    def _set_u(self, a_u: np.ndarray) -> None:
+        """The displacement direction (owned values) into du."""
+        self.du.x.array[: len(a_u)] = a_u
+        self.du.x.scatter_forward()
+        if self.mech_solver.constraint is not None:
+            self.mech_solver.constraint.backsubstitution(self.du)
+
+    def _set_j(self, a_j: np.ndarray) -> None:
+        """The growth strain direction deps = dt rate(a_j) for owned growth currents a_j."""
+        if self.deps is not None:
+            assert self.growth is not None
+            self.deps.x.array[:] = (self.dt * self.growth.rate(self._gather_j(a_j)).ravel()
+                                    if self.dt > 0 else 0.0)
+            self.deps.x.scatter_forward()
+
+    def _coupling_increment(self) -> bool:
+        """dU_mech and ddmu_e (into self.dU, self.ddmu) for the directions du, deps: the
+        stress increment linearised at the last return mapping, through the stress map. The
+        map is affine in the cell stresses, so it is applied to base + s * dsigma with s
+        chosen for full precision, and the difference divided by s is exact. Returns whether
+        the increment is nonzero."""
+        stress = self.solid.stress
+        dsig = stress.increment(self._dsigma_form)
+        base = stress.sigma.x.array.copy()
+        size = self.comm.allreduce(float(np.abs(dsig).max()) if dsig.size else 0.0, op=MPI.MAX)
+        if size == 0.0:
+            self.dU.x.array[:] = 0.0
+            self.ddmu.x.array[:] = 0.0
+            return False
+        ref = self.comm.allreduce(float(np.abs(base).max()) if base.size else 0.0, op=MPI.MAX)
+        s = max(ref, 1.0) / size
+        ec = self.ec
+        saved = _Saved([stress.sigma, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
+        try:
+            stress.sigma.x.array[:] = base + s * dsig.ravel()
+            self.stress_map.update(stress)
+            self.dU.x.array[:] = (ec.U_mech.x.array - self._base["U"]) / s
+            self.ddmu.x.array[:] = (ec.dmu_e.x.array - self._base["dmu"]) / s
+        finally:
+            saved.restore()
+        return True
+
+    def _current_increment(self) -> np.ndarray:
+        """Derivative of the (rescaled) growth-driving facet currents along (de, dU, ddmu):
+        c_s = c T / D with D = sum(c L), so dc_s = dc T / D + c dT / D - c T dD / D^2."""
+        c, total = self._base["raw_currents"]
+        dc, dtotal = self.solid.interface_current_parts(self.ec, self._di_n)
+        lengths = self.growth.facets.lengths
+        discrete = float(np.dot(c, lengths))
+        if discrete == 0.0:
+            return dc
+        return (dc * total + c * dtotal) / discrete \
+            - c * total * float(np.dot(dc, lengths)) / discrete ** 2
+
+    def _growth_load(self) -> np.ndarray:
+        """dR_u/deps [deps] (owned mechanics rows) for the current deps."""
+        if self._dFu_deps is None or self.dt <= 0:
+            return np.zeros(self.n[1])
+        self.mech_solver.assemble_increment([self._dFu_deps], self._yu)
+        return _values(self._yu)
+
+    def _kinetics_load(self) -> np.ndarray:
+        """dF_e/d(U_mech, dmu_e) [dU, ddmu] (owned current-distribution rows), with dU and
+        ddmu computed for the current du, deps."""
+        if self.ec.coupling_model == "none" or not self._coupling_increment():
+            self.dU.x.array[:] = 0.0
+            self.ddmu.x.array[:] = 0.0
+            return np.zeros(self.n[0])
+        self.ec_solver.assemble_increment(self._dFe_dU, self._ye)
+        return _values(self._ye)
+
+    def apply(self, a: PETSc.Vec, y: PETSc.Vec) -> None:
+        """y = J a, the coupled Jacobian (scaled rows) at the last evaluated state."""
+        a_e, a_u, a_j = self._split(_values(a))
+        self._set_e(a_e)
+        self._set_u(a_u)
+        self._set_j(a_j)
+        self._xu.setArray(a_u)
+        self.mech_solver.A.mult(self._xu, self._yu)
+        y_u = _values(self._yu) + self._growth_load()
+        self._xe.setArray(a_e)
+        self.ec_solver.A.mult(self._xe, self._ye)
+        y_e = _values(self._ye) + self._kinetics_load()
+        y_j = np.zeros(0)
+        if self.growth is not None:
+            lo, hi = self._j_range
+            y_j = a_j - self._current_increment()[lo:hi]
+        y.setArray(np.concatenate([y_e, y_u, y_j]))
+        y.pointwiseMult(y, self.row_scale)
+
+    # -- the interface Schur-complement preconditioner (module docstring)
+    def _solve_block(self, solver: BlockedNewtonSolver, rhs: np.ndarray, b: PETSc.Vec,
+                     x: PETSc.Vec) -> np.ndarray:
+        """Solve one diagonal block with that problem's own Krylov solver and preconditioner
+        (the options of its prefix)."""
+        ksp = solver.snes.getKSP()
+        ksp.setOperators(solver.A)
+        b.setArray(rhs)
+        ksp.solve(b, x)
+        if ksp.getConvergedReason() <= 0:
+            raise RuntimeError(f"inner solve of {'/'.join(solver.names)} failed "
+                               f"(KSP reason {ksp.getConvergedReason()})")
+        return _values(x)
+
+    def _respond(self, r_e: np.ndarray, r_u: np.ndarray, a_j: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solve the mechanics and current-distribution rows of J a = r for given growth
+        currents a_j: returns (a_e, a_u, the change of the facet currents) (the last the same
+        on every rank)."""
+        self._set_j(a_j)
+        a_u = self._solve_block(self.mech_solver, r_u - self._growth_load(), self._bu, self._xu)
+        self._set_u(a_u)
+        a_e = self._solve_block(self.ec_solver, r_e - self._kinetics_load(), self._be, self._xe)
+        self._set_e(a_e)
+        dc = self._current_increment() if self.growth is not None else np.zeros(0)
+        return a_e, a_u, dc
+
+    def _build_schur(self) -> None:
+        """S = I - G, G[:, k] the change of the facet currents for a unit growth current on
+        facet k with the other rows solved (n_f block solves; dense, on every rank)."""
+        self._schur = None
+        if self.growth is None or self.dt <= 0:
+            return
+        n_f = len(self.j)
+        lo, hi = self._j_range
+        G = np.empty((n_f, n_f))
+        zeros_e, zeros_u = np.zeros(self.n[0]), np.zeros(self.n[1])
+        for k in range(n_f):
+            a_j = np.zeros(hi - lo)
+            if lo <= k < hi:
+                a_j[k - lo] = 1.0
+            G[:, k] = self._respond(zeros_e, zeros_u, a_j)[2]
+        self._schur = scipy.linalg.lu_factor(np.eye(n_f) - G)
+
+    def precondition(self, r: PETSc.Vec, y: PETSc.Vec) -> None:
+        """y = J^-1 r by block elimination: the growth currents from the Schur complement S,
+        then the mechanics and the current distribution (exact up to the inner solves)."""
+        r_e, r_u, r_j = self._split(_values(r) / _values(self.row_scale))
+        lo, hi = self._j_range
+        if self.growth is None:
+            a_e, a_u, _ = self._respond(r_e, r_u, np.zeros(0))
+            y.setArray(np.concatenate([a_e, a_u]))
+            return
+        _, _, c0 = self._respond(r_e, r_u, np.zeros(hi - lo))
+        rhs = self._gather_j(r_j) + c0
+        a_j = scipy.linalg.lu_solve(self._schur, rhs) if self._schur is not None else rhs
+        a_e, a_u, _ = self._respond(r_e, r_u, a_j[lo:hi])
+        y.setArray(np.concatenate([a_e, a_u, a_j[lo:hi]]))
+
+    # -- convergence
+    def _field_norms(self, b: PETSc.Vec) -> dict[str, float]:
+        """Unscaled residual norms of ``b`` (scaled rows): 2-norms of the fields, the largest
+        facet-current mismatch for i_growth."""
+        arr = _values(b) / _values(self.row_scale)
+        r_e, r_u, r_j = self._split(arr)
+        out = {}
+        offset = 0
+        for name, n in zip(self.ec_solver.names, self.ec_solver._sizes, strict=True):
+            out[name] = float(np.dot(r_e[offset: offset + n], r_e[offset: offset + n]))
+            offset += n
+        out["u"] = float(np.dot(r_u, r_u))
+        values = self.comm.allreduce(np.array(list(out.values())), op=MPI.SUM)
+        out = {k: float(np.sqrt(v)) for k, v in zip(out, values, strict=True)}
+        if self.growth is not None:
+            out["i_growth"] = self.comm.allreduce(
+                float(np.abs(r_j).max()) if len(r_j) else 0.0, op=MPI.MAX)
+        return out
+
+    def _converged(self, snes: PETSc.SNES, it: int, norms: tuple[float, float, float]
+                   ) -> int:
+        fields = self._field_norms(snes.getFunction()[0])
+        ec_norm = float(np.sqrt(sum(fields[n] ** 2 for n in self.ec_solver.names)))
+        report = self._report
+        assert report is not None
+        report.residuals.append(norms[2])
+        report.field_residuals.append(fields)
+        log.debug("  coupled newton %2d: %s", it,
+                  ", ".join(f"{k} {v:.3e}" for k, v in fields.items()))
+        if not np.isfinite(norms[2]):
+            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+        if it == 0:
+            self._reference = {"ec": ec_norm, "u": fields["u"]}
+        ok = True
+        for key, value in (("ec", ec_norm), ("u", fields["u"])):
+            rtol, atol = self.tolerances[key]
+            ok &= value <= max(atol, rtol * self._reference[key])
+        if self.growth is not None:
+            currents = self._base["currents"]
+            scale = max(abs(float(self.ec.i_app.value)), float(np.abs(currents).max()),
+                        1e-3 * self.i0)
+            ok &= fields["i_growth"] <= self.rtol_current * scale
+        if ok:
+            return PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS
+        if it >= snes.getTolerances()[3]:
+            return PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
+        return PETSc.SNES.ConvergedReason.ITERATING
+
+    # -- the time step
+    def initial_state(self) -> None:
+        """The interface stresses before the first step (the committed state at t = 0)."""
+        self._set_stress_coupling()
+        if self.growth is not None:
+            self.j = self.solid.interface_currents(self.ec)
+
+    def attempt(self, t: float, dt: float) -> StepResult:
+        """Solve the step ending at ``t``; on failure every state is back where it was."""
+        ec, solid = self.ec, self.solid
+        saved = _Saved([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
+        u_backup = self.mech.u.x.array.copy()
+        j_backup = self.j.copy()
+        ec.set_time(t)
+        self.dt = dt
+        self.mech.dt = dt
+        n_e, n_u, _ = self.n
+        self.ec_solver.write(self._xe)
+        self.mech_solver.write(self._xu)
+        lo, hi = self._j_range
+        self.x.setArray(np.concatenate([_values(self._xe), _values(self._xu), self.j[lo:hi]]))
+        self._last_x = None
+        self._report = SolveReport(False, "", 0, 0)
+        self._failure = ""
+        failure = ""
+        try:
+            self.snes.solve(None, self.x)
+            reason = self.snes.getConvergedReason()
+            if reason <= 0:
+                hist = ", ".join(f"{r:.2e}" for r in self._report.residuals)
+                last = self._report.field_residuals[-1] if self._report.field_residuals else {}
+                failure = (f"coupled Newton did not converge ({_SNES_REASONS.get(reason, reason)}"
+                           + (f"; {self._failure}" if self._failure else "") + ")"
+                           f" after {self.snes.getIterationNumber()} iterations; scaled "
+                           f"residuals [{hist}]; last field residuals "
+                           + ", ".join(f"{k} {v:.2e}" for k, v in last.items()))
+            else:
+                self._evaluate(self.x, self.b.duplicate())  # every state at the solution
+        except (PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
+            failure = f"coupled Newton failed: {exc}"
+        if failure:
+            saved.restore()
+            self.j = j_backup
+            solid.restore(u_backup)
+            self._set_stress_coupling()
+            return StepResult(False, failure)
+        solid.commit()
+        rep = self._report
+        rep.converged = True
+        rep.reason = _SNES_REASONS.get(self.snes.getConvergedReason(), "")
+        rep.newton_its = self.snes.getIterationNumber()
+        rep.krylov_its = self.snes.getLinearSolveIterations()
+        return StepResult(True, "", [rep, rep], 1, rep.newton_its)
+
+    def destroy(self) -> None:
+        for obj in (self.snes, self.J, self.P, self._nest, self.x, self.b, self.row_scale,
+                    *(iset for _, iset in self._fields)):
+            obj.destroy()
+
+
+class _PetscContext:
+    """petsc4py Python context of the coupled operator (``mult``, a Python Mat) and of the
+    interface Schur-complement preconditioner (``apply``, a Python PC)."""
+
+    def __init__(self, step: MonolithicStep):
+        self.step = step
+
+    def mult(self, mat: PETSc.Mat, x: PETSc.Vec, y: PETSc.Vec) -> None:
+        self._call(self.step.apply, x, y, "Jacobian action")
+
+    def apply(self, pc: PETSc.PC, x: PETSc.Vec, y: PETSc.Vec) -> None:
+        self._call(self.step.precondition, x, y, "preconditioner")
+
+    def _call(self, function: Any, x: PETSc.Vec, y: PETSc.Vec, what: str) -> None:
+        try:
+            function(x, y)
+        except (RuntimeError, ValueError, FloatingPointError, PETSc.Error) as exc:
+            self.step._callback_failed(y, what, exc)
