@@ -30,7 +30,7 @@ from mpi4py import MPI
 
 import basix
 import numpy as np
-from dolfinx import la
+from dolfinx import fem, la
 from scipy.spatial import cKDTree
 
 from ecm_fem.geometry.tags import FACET_TAGS
@@ -72,6 +72,18 @@ def interface_facet_pairs(p: CurrentDistribution, parent: dmesh.Mesh, cells: np.
         li_cells.append(next(int(cc) for cc in par_f2c.links(facet) if cc != c_ion))
     return (np.array(facets, dtype=np.int32), np.array(li_cells, dtype=np.int32),
             np.array(ion_cells, dtype=np.int32))
+
+
+class SavedValues:
+    """Copies of some Functions' values, to put back after a trial evaluation."""
+
+    def __init__(self, functions: list[fem.Function]):
+        self.functions = functions
+        self.values = [f.x.array.copy() for f in functions]
+
+    def restore(self) -> None:
+        for f, v in zip(self.functions, self.values, strict=True):
+            f.x.array[:] = v
 
 
 class InterfaceStressMap:
@@ -255,8 +267,7 @@ class CoupledStep:
     def attempt(self, t: float, dt: float) -> StepResult:
         """Solve the step ending at ``t``; on failure every state is back where it was."""
         ec, solid = self.ec, self.solid
-        saved = (*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values())
-        backup = [u.x.array.copy() for u in saved]
+        saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = solid.problem.u.x.array.copy() if solid is not None else None
         ec.set_time(t)
         ec_reports: list[SolveReport] = []
@@ -264,8 +275,7 @@ class CoupledStep:
         try:
             its = self._iterate(dt, ec_reports, mech_reports)
         except (SolverError, RuntimeError) as exc:
-            for u, old in zip(saved, backup, strict=True):
-                u.x.array[:] = old
+            saved.restore()
             if solid is not None and u_backup is not None:
                 solid.restore(u_backup)
             return StepResult(False, f"{self._stage}: {exc}")

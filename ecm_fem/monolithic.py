@@ -62,9 +62,15 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
-from ecm_fem.coupling import InterfaceStressMap, StepResult
+from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult
 from ecm_fem.solid import rescaled_currents
-from ecm_fem.solver import _SNES_REASONS, BlockedNewtonSolver, SolveReport, default_options
+from ecm_fem.solver import (
+    _SNES_REASONS,
+    BlockedNewtonSolver,
+    SolveReport,
+    default_options,
+    set_options,
+)
 
 if TYPE_CHECKING:
     from ecm_fem.config import RunConfig
@@ -80,18 +86,6 @@ def _values(v: PETSc.Vec) -> np.ndarray:
     """A copy of a vector's owned values (no array view outlives the call: a view kept by an
     exception's traceback would leave the vector locked)."""
     return v.getArray(readonly=True).copy()
-
-
-class _Saved:
-    """Copies of some Functions' values, to put back after a trial evaluation."""
-
-    def __init__(self, functions: list[fem.Function]):
-        self.functions = functions
-        self.values = [f.x.array.copy() for f in functions]
-
-    def restore(self) -> None:
-        for f, v in zip(self.functions, self.values, strict=True):
-            f.x.array[:] = v
 
 
 class MonolithicStep:
@@ -211,9 +205,7 @@ class MonolithicStep:
             if u_pc == "lu":
                 opts["fieldsplit_u_pc_factor_mat_solver_type"] = "mumps"
         opts.update(user)
-        petsc_opts = PETSc.Options()
-        for k, v in opts.items():
-            petsc_opts[PREFIX + k] = "" if v is None else v
+        set_options(PREFIX, opts)
 
         comm = self.comm
         A_e = self.ec_solver.A
@@ -366,7 +358,7 @@ class MonolithicStep:
         ref = self.comm.allreduce(float(np.abs(base).max()) if base.size else 0.0, op=MPI.MAX)
         s = max(ref, 1.0) / size
         ec = self.ec
-        saved = _Saved([stress.sigma, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
+        saved = SavedValues([stress.sigma, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         try:
             stress.sigma.x.array[:] = base + s * dsig.ravel()
             self.stress_map.update(stress)
@@ -541,7 +533,7 @@ class MonolithicStep:
     def attempt(self, t: float, dt: float) -> StepResult:
         """Solve the step ending at ``t``; on failure every state is back where it was."""
         ec, solid = self.ec, self.solid
-        saved = _Saved([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
+        saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = self.mech.u.x.array.copy()
         j_backup = self.j.copy()
         ec.set_time(t)

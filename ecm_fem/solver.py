@@ -80,6 +80,13 @@ def default_options(field_names: Sequence[str], linear_solver: str, jacobi_field
     return opts
 
 
+def set_options(prefix: str, options: dict[str, Any]) -> None:
+    """Put ``options`` into the PETSc options database under ``prefix`` (None: a flag)."""
+    database = PETSc.Options()
+    for k, v in options.items():
+        database[prefix + k] = "" if v is None else v
+
+
 class BlockedNewtonSolver:
     """Newton for residuals F_i(u_0, ..., u_n) = 0 in a blocked (monolithic) PETSc vector.
 
@@ -174,9 +181,7 @@ class BlockedNewtonSolver:
         if opts.get("pc_type") != "fieldsplit":  # PETSc warns about options nobody reads
             opts = {k: v for k, v in opts.items()
                     if not k.startswith(("fieldsplit_", "pc_fieldsplit_", "ksp_gmres_"))}
-        petsc_opts = PETSc.Options()
-        for k, v in opts.items():
-            petsc_opts[prefix + k] = "" if v is None else v
+        set_options(prefix, opts)
         self.snes.setFunction(self._residual, self.b)
         self.snes.setJacobian(self._jacobian, self.A)
         ksp = self.snes.getKSP()
