@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -23,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from ecm_fem.geometry.tags import SUBREGION_TAG_START
+from ecm_fem.geometry import GEOMETRY_MODELS
+from ecm_fem.geometry.params import Length, PlanarGeometry, Positive, StrictModel
 from ecm_fem.materials import LIBRARY, PROPERTIES, Material, get_material
 
 
@@ -31,315 +30,22 @@ class ConfigError(ValueError):
     """A config that cannot be run; the message names the key path, line and reason."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, use_enum_values=False)
-
-
-Positive = Annotated[float, Field(gt=0)]
-Length = Annotated[float, Field(gt=0, le=1.0)]  # anything above 1 m is a unit mistake here
-
-
 # ----------------------------------------------------------------------------- geometry
-class PlanarGeometry(_Model):
-    """A flat Li | electrolyte stack in 2D plane strain: Li below y = 0, electrolyte above."""
-
-    kind: Literal["planar"] = "planar"
-    dim: Literal[2] = Field(2, description="spatial dimension (2: plane strain)")
-    width: Length = Field(20e-6, description="lateral size of the cell [m]")
-    li_thickness: Length = Field(10e-6, description="thickness of the Li electrode [m]")
-    electrolyte_thickness: Length = Field(
-        100e-6, description="electrolyte thickness, interface to counter boundary [m]"
-    )
-    mesh_size: Length = Field(5e-6, description="element size away from the interface [m]")
-    interface_mesh_size: Length = Field(1e-6, description="element size at the interface [m]")
-    sei_thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
-        0.0, description="resolved SEI layer between Li and electrolyte [m]; 0: none"
-    )
-
-    @model_validator(mode="after")
-    def _sizes(self) -> PlanarGeometry:
-        if self.sei_thickness >= self.electrolyte_thickness:
-            raise ValueError("sei_thickness must be smaller than electrolyte_thickness")
-        smallest = min(self.width, self.li_thickness, self.electrolyte_thickness)
-        if self.interface_mesh_size > smallest:
-            raise ValueError(
-                f"interface_mesh_size = {self.interface_mesh_size:g} m is larger than the "
-                f"smallest domain size {smallest:g} m"
-            )
-        if self.interface_mesh_size > self.mesh_size:
-            raise ValueError("interface_mesh_size must not exceed mesh_size")
-        return self
-
-    @property
-    def projected_area(self) -> float:
-        """Nominal electrode area per unit depth [m] (2D)."""
-        return self.width
-
-    def subregions(self) -> dict[str, tuple[str, int]]:
-        """Named sub-regions with their own properties: name -> (parent region, cell tag)."""
-        return {}
-
-    @property
-    def has_resolved_sei(self) -> bool:
-        return self.sei_thickness > 0
-
-    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-        """Crack tips of the geometry as (name, tip position [m], unit vector ahead of the
-        tip); none here."""
-        return []
-
-
-class InterfacialVoidGeometry(PlanarGeometry):
-    """The planar stack with a void in the Li at the interface: a quarter ellipse at x = 0
-    (the side x = 0 is a symmetry line, so the cell holds half of a void of full width
-    2 void_half_width, repeated with period 2 width). The electrolyte face above the void
-    carries no current and no traction."""
-
-    kind: Literal["interfacial_void"] = "interfacial_void"  # type: ignore[assignment]
-    void_half_width: Length = Field(5e-6, description="half width a of the void along x [m]")
-    void_depth: Length = Field(2e-6, description="depth b of the void into the Li [m]")
-    void_mesh_size: Length | None = Field(
-        None, description="element size at the void edge [m] (default interface_mesh_size / 4)")
-
-    @model_validator(mode="after")
-    def _void_fits(self) -> InterfacialVoidGeometry:
-        if self.void_half_width >= self.width:
-            raise ValueError(
-                f"void_half_width = {self.void_half_width:g} m must be smaller than width = "
-                f"{self.width:g} m (the void would cover the whole interface)")
-        if self.void_depth >= self.li_thickness:
-            raise ValueError(f"void_depth = {self.void_depth:g} m must be smaller than "
-                             f"li_thickness = {self.li_thickness:g} m")
-        if self.sei_thickness > 0:
-            raise ValueError("sei_thickness: a resolved SEI is not supported with a void yet")
-        return self
-
-
-class LiProtrusionGeometry(PlanarGeometry):
-    """The planar stack with a Li protrusion into the electrolyte: a quarter ellipse at x = 0
-    (the side x = 0 is a symmetry line, so the cell holds half of a semi-elliptic boss of full
-    width 2 protrusion_half_width, repeated with period 2 width). The whole Li | electrolyte
-    contact, flat part and protrusion surface, is the interface."""
-
-    kind: Literal["li_protrusion"] = "li_protrusion"  # type: ignore[assignment]
-    protrusion_height: Length = Field(
-        2e-6, description="height h of the protrusion above the flat interface, along y [m]")
-    protrusion_half_width: Length = Field(
-        2e-6, description="half width b of the protrusion's base, along x [m]")
-    tip_mesh_size: Length | None = Field(
-        None, description="element size at the protrusion tip [m] "
-        "(default interface_mesh_size / 4)")
-
-    @property
-    def tip_size(self) -> float:
-        """Element size at the tip [m], the default filled in."""
-        return self.tip_mesh_size or self.interface_mesh_size / 4
-
-    @model_validator(mode="after")
-    def _protrusion_fits(self) -> LiProtrusionGeometry:
-        b, h = self.protrusion_half_width, self.protrusion_height
-        if b >= self.width:
-            raise ValueError(
-                f"protrusion_half_width = {b:g} m must be smaller than width = "
-                f"{self.width:g} m (the protrusion would cover the whole interface)")
-        if h >= self.electrolyte_thickness:
-            raise ValueError(f"protrusion_height = {h:g} m must be smaller than "
-                             f"electrolyte_thickness = {self.electrolyte_thickness:g} m "
-                             "(the protrusion would reach the counter boundary)")
-        if self.sei_thickness > 0:
-            raise ValueError(
-                "sei_thickness: a resolved SEI is not supported with a protrusion yet")
-        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
-            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
-                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
-        if self.tip_size > min(b, h) / 2:
-            raise ValueError(
-                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most half "
-                f"of min(protrusion_half_width, protrusion_height) = {min(b, h):g} m to "
-                "resolve the protrusion (set tip_mesh_size or interface_mesh_size smaller)")
-        return self
-
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-
-class SeiPatch(_Model):
-    """A stretch x_min < x < x_max of the SEI with its own thickness (and, through
-    ``materials.patches`` and ``kinetics.regions``, its own conductivity and kinetics)."""
-
-    name: Identifier = Field(description="patch name, the key in materials.patches and "
-                             "kinetics.regions")
-    x_min: Annotated[float, Field(ge=0, le=1.0)] = Field(description="left end of the patch [m]")
-    x_max: Length = Field(description="right end of the patch [m]")
-    thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
-        description="SEI thickness over the patch [m]; 0: a gap (cracked SEI), where Li touches "
-        "the electrolyte")
-
-
-class SeiHeterogeneousGeometry(PlanarGeometry):
-    """The planar stack with a resolved SEI of thickness ``sei_thickness`` (0 allowed: SEI only
-    on the patches) interrupted by patches of other thickness and properties. Each patch with
-    thickness > 0 is a sub-region of ``sei`` with its own cell tag (101, 102, ... in the order
-    listed); where the SEI is absent the Li touches the electrolyte. The Li | SEI and
-    Li | electrolyte contacts are all ``interface``; the SEI's top is ``sei_electrolyte``."""
-
-    kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
-    patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches, left to right")
-
-    @model_validator(mode="after")
-    def _patches_fit(self) -> SeiHeterogeneousGeometry:
-        names = [p.name for p in self.patches]
-        if len(set(names)) < len(names):
-            raise ValueError(f"patches: names must be unique (got {names})")
-        for k, p in enumerate(self.patches):
-            if p.x_max <= p.x_min:
-                raise ValueError(f"patches[{k}] ({p.name}): x_max must exceed x_min")
-            if p.x_max > self.width * (1 + 1e-12):
-                raise ValueError(f"patches[{k}] ({p.name}): x_max = {p.x_max:g} m is beyond "
-                                 f"width = {self.width:g} m")
-            if p.thickness >= self.electrolyte_thickness:
-                raise ValueError(f"patches[{k}] ({p.name}): thickness must be smaller than "
-                                 "electrolyte_thickness")
-            if k and p.x_min < self.patches[k - 1].x_max * (1 - 1e-12):
-                raise ValueError(f"patches[{k}] ({p.name}): patches must be listed left to "
-                                 "right without overlap")
-        return self
-
-    def subregions(self) -> dict[str, tuple[str, int]]:
-        return {p.name: ("sei", SUBREGION_TAG_START + k)
-                for k, p in enumerate(self.patches) if p.thickness > 0}
-
-    @property
-    def has_resolved_sei(self) -> bool:
-        return self.sei_thickness > 0 or any(p.thickness > 0 for p in self.patches)
-
-    def sei_pieces(self) -> list[tuple[float, float, float, str]]:
-        """The SEI as (x_min, x_max, thickness [m], sub-region name or 'sei') pieces covering
-        0 < x < width, gaps included with thickness 0."""
-        pieces, x = [], 0.0
-        for p in self.patches:
-            if p.x_min > x:
-                pieces.append((x, p.x_min, self.sei_thickness, "sei"))
-            pieces.append((p.x_min, p.x_max, p.thickness, p.name))
-            x = p.x_max
-        if x < self.width:
-            pieces.append((x, self.width, self.sei_thickness, "sei"))
-        return pieces
-
-
-class ElectrolyteFlawGeometry(PlanarGeometry):
-    """The planar stack with a surface flaw (notch, crack) in the electrolyte, the geometry of
-    the Porz mechanism: a slot of constant width w = flaw_opening opening at the interface
-    y = 0 and ending in a semicircular tip of radius w / 2, its axis tilted by ``inclination``
-    from the interface normal +y (positive towards +x). ``flaw_depth`` is measured along the
-    axis, from the mouth's centre (flaw_position, 0) to the apex of the tip. Filled, the flaw
-    holds Li that is part of the ``li`` region (continuous with the electrode) and its walls are
-    ``interface``; empty, its walls are ``crack_surface``. flaw_position = 0 puts the axis on the
-    symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
-
-    kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
-    flaw_depth: Length = Field(
-        3e-6, description="length L of the flaw along its axis, from the mouth's centre at "
-        "y = 0 to the apex of the tip [m]")
-    flaw_opening: Length = Field(
-        0.2e-6, description="width w of the flaw across its axis [m]; the tip is a semicircle "
-        "of radius w / 2 and the mouth on y = 0 is w / cos(inclination) wide")
-    flaw_position: Annotated[float, Field(ge=0, le=1.0)] = Field(
-        0.0, description="x of the flaw's axis at the mouth [m]; 0: on the symmetry line x = 0 "
-        "(the cell holds half of the flaw); > 0: a whole flaw")
-    inclination: Annotated[float, Field(ge=-60, le=60)] = Field(
-        0.0, description="angle of the flaw's axis from the interface normal, positive towards "
-        "+x [deg]; must be 0 when flaw_position is 0")
-    filled: bool = Field(
-        True, description="true: Li fills the flaw (part of the li region); false: an empty "
-        "flaw with traction-free, insulating walls")
-    tip_mesh_size: Length | None = Field(
-        None, description="element size on the semicircular tip [m] "
-        "(default min(interface_mesh_size / 10, flaw_opening / 8))")
-
-    @property
-    def tip_size(self) -> float:
-        """Element size on the tip [m], the default filled in."""
-        return self.tip_mesh_size or min(self.interface_mesh_size / 10, self.flaw_opening / 8)
-
-    @property
-    def wall_size(self) -> float:
-        """Element size along the flaw's walls [m]: interface_mesh_size, but at most
-        flaw_opening / 2 so that the flaw is at least two elements wide."""
-        return min(self.interface_mesh_size, self.flaw_opening / 2)
-
-    def flaw_axis(self) -> tuple[float, float]:
-        """Unit vector along the flaw's axis, from the mouth towards the tip."""
-        import math
-
-        theta = math.radians(self.inclination)
-        return math.sin(theta), math.cos(theta)
-
-    def flaw_span(self) -> tuple[float, float]:
-        """Lateral extent (x_min, x_max) [m] of the whole flaw (mouth corners and tip circle);
-        the cell holds the part x > 0 of it."""
-        (dx, dy), r, x0 = self.flaw_axis(), self.flaw_opening / 2, self.flaw_position
-        x_tip_centre = x0 + (self.flaw_depth - r) * dx
-        return (min(x0 - r / dy, x_tip_centre - r), max(x0 + r / dy, x_tip_centre + r))
-
-    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-        (dx, dy), x0, depth = self.flaw_axis(), self.flaw_position, self.flaw_depth
-        return [("flaw", (x0 + depth * dx, depth * dy), (dx, dy))]
-
-    @model_validator(mode="after")
-    def _flaw_fits(self) -> ElectrolyteFlawGeometry:
-        depth, w, x0 = self.flaw_depth, self.flaw_opening, self.flaw_position
-        if self.sei_thickness > 0:
-            raise ValueError(
-                "sei_thickness: a resolved SEI is not supported with an electrolyte flaw yet")
-        if depth > 0.8 * self.electrolyte_thickness:
-            raise ValueError(
-                f"flaw_depth = {depth:g} m must be at most 0.8 electrolyte_thickness = "
-                f"{0.8 * self.electrolyte_thickness:g} m (leave a ligament to the counter)")
-        if w > depth / 2:
-            raise ValueError(
-                f"flaw_opening = {w:g} m must be at most half of flaw_depth = {depth:g} m "
-                "(a flaw is narrow; a wide Li-filled pit is kind li_protrusion)")
-        if x0 == 0 and self.inclination != 0:
-            raise ValueError(
-                f"inclination = {self.inclination:g} deg needs flaw_position > 0: a flaw on "
-                "the symmetry line x = 0 (flaw_position = 0) must be normal to the interface")
-        x_min, x_max = self.flaw_span()
-        if (x0 > 0 and x_min < w) or x_max > self.width - w:
-            raise ValueError(
-                f"flaw_position = {x0:g} m: the flaw spans x = {max(x_min, 0.0):g} .. "
-                f"{x_max:g} m (with flaw_depth and inclination) and must stay flaw_opening = "
-                f"{w:g} m inside the cell 0 < x < width = {self.width:g} m")
-        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
-            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
-                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
-        if self.tip_size > w / 4:
-            raise ValueError(
-                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most "
-                f"flaw_opening / 4 = {w / 4:g} m to resolve the semicircular tip")
-        return self
-
-
 def _geometry_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "planar")
     return getattr(value, "kind", "planar")
 
 
-GEOMETRY_KINDS = ("planar", "interfacial_void", "sei_heterogeneous", "li_protrusion",
-                  "electrolyte_flaw")
+GEOMETRY_KINDS = tuple(GEOMETRY_MODELS)
 Geometry = Annotated[
-    Annotated[PlanarGeometry, Tag("planar")]
-    | Annotated[InterfacialVoidGeometry, Tag("interfacial_void")]
-    | Annotated[SeiHeterogeneousGeometry, Tag("sei_heterogeneous")]
-    | Annotated[LiProtrusionGeometry, Tag("li_protrusion")]
-    | Annotated[ElectrolyteFlawGeometry, Tag("electrolyte_flaw")],
+    Union[tuple(Annotated[model, Tag(kind)] for kind, model in GEOMETRY_MODELS.items())],  # noqa: UP007
     Discriminator(_geometry_kind),
 ]
 
 
 # ----------------------------------------------------------------------------- materials
-class MaterialSpec(_Model):
+class MaterialSpec(StrictModel):
     """A library material, optionally with single properties overridden (SI units)."""
 
     base: str = Field(description="library name (ecm-fem info lists them)")
@@ -383,7 +89,7 @@ class MaterialSpec(_Model):
         return get_material(self.base).with_overrides(**overrides)
 
 
-class Materials(_Model):
+class Materials(StrictModel):
     """Which material fills each region (cell tag names of the mesh)."""
 
     li: MaterialSpec = Field(default_factory=lambda: MaterialSpec(base="lithium"))
@@ -420,7 +126,7 @@ class StressCoupling(enum.StrEnum):
 Stress = Annotated[float, Field(ge=-1e10, le=1e10)]
 
 
-class PrescribedStress(_Model):
+class PrescribedStress(StrictModel):
     """Uniform interface stresses [Pa] (tension positive) used by the stress coupling until the
     mechanics supplies them, and for verification."""
 
@@ -442,7 +148,7 @@ class PrescribedStress(_Model):
 Alpha = Annotated[float, Field(gt=0, le=1)]
 
 
-class RegionKinetics(_Model):
+class RegionKinetics(StrictModel):
     """Kinetics of the Li contact with one region or sub-region; unset values are those of
     the kinetics section."""
 
@@ -451,7 +157,7 @@ class RegionKinetics(_Model):
     alpha_c: Alpha | None = Field(None, description="cathodic transfer coefficient [-]")
 
 
-class SeiFilm(_Model):
+class SeiFilm(StrictModel):
     """The SEI as a film resistance R = thickness / conductivity [Ohm m^2] in series with the
     charge transfer on the whole interface (instead of a resolved layer)."""
 
@@ -460,7 +166,7 @@ class SeiFilm(_Model):
         None, description="film ionic conductivity [S/m] (default: materials.sei)")
 
 
-class Kinetics(_Model):
+class Kinetics(StrictModel):
     """Interface kinetics at the Li working electrode (PHYSICS.md section 3)."""
 
     model: KineticsModel = Field(KineticsModel.butler_volmer, description="rate law")
@@ -506,7 +212,7 @@ class CounterKind(enum.StrEnum):
     butler_volmer = "butler_volmer"
 
 
-class Counter(_Model):
+class Counter(StrictModel):
     """The counter boundary: an ideal reference (phi = 0) or a second Butler-Volmer electrode."""
 
     kind: CounterKind = Field(CounterKind.reference, description="reference | butler_volmer")
@@ -521,14 +227,14 @@ class ControlMode(enum.StrEnum):
     potentiostatic = "potentiostatic"
 
 
-class CurrentStep(_Model):
+class CurrentStep(StrictModel):
     """Hold ``current_density`` until time ``until``."""
 
     until: Annotated[float, Field(gt=0)] = Field(description="end of this step [s]")
     current_density: float = Field(description="applied current density [A/m^2]")
 
 
-class Cycling(_Model):
+class Cycling(StrictModel):
     """Galvanostatic cycling: ``cycles`` times a plating half cycle at -|current_density| and a
     stripping half cycle at +|current_density| (or stripping first), each ``half_period`` long,
     with an optional rest between half cycles."""
@@ -555,7 +261,7 @@ class Cycling(_Model):
         return out
 
 
-class Control(_Model):
+class Control(StrictModel):
     """Electrical control of the working electrode. Anodic (stripping) current is positive.
     The applied current is constant (``current_density``), a piecewise-constant sequence
     (``steps``) or galvanostatic cycling (``cycling``, expanded into steps)."""
@@ -613,7 +319,7 @@ class Control(_Model):
         return self.steps[-1].current_density
 
 
-class Time(_Model):
+class Time(StrictModel):
     """Time stepping [s]. ``t_end = 0`` gives a single quasi-static solve."""
 
     t_end: Annotated[float, Field(ge=0)] = Field(0.0, description="end time [s]")
@@ -656,7 +362,7 @@ class LiLaw(enum.StrEnum):
     elastic = "elastic"
 
 
-class NortonParameters(_Model):
+class NortonParameters(StrictModel):
     """Norton creep of Li, d(eps_cr)/dt = 3/2 edot0(T) (sigma_e/sigma0)^m s/sigma_e. Defaults:
     Roy, Fleck & Deshpande, Extreme Mech. Lett. 46 (2021) 101307 [P] (PHYSICS.md section 8)."""
 
@@ -671,7 +377,7 @@ class NortonParameters(_Model):
         298.15, description="temperature of edot0 [K]")
 
 
-class PlasticityParameters(_Model):
+class PlasticityParameters(StrictModel):
     """Rate-independent von Mises plasticity of Li with linear hardening."""
 
     yield_stress: Annotated[float, Field(gt=0, le=1e9)] = Field(
@@ -680,7 +386,7 @@ class PlasticityParameters(_Model):
         0.0, description="linear hardening modulus d(sigma_y)/dp [Pa]")
 
 
-class CouplingIteration(_Model):
+class CouplingIteration(StrictModel):
     """How a time step couples the current distribution and the mechanics (growth from the
     interface current, kinetics from the interface stresses)."""
 
@@ -700,7 +406,7 @@ class CouplingIteration(_Model):
         "(prefix ecm_coupled_; fields phi, V_we, eta_ct, u, i_growth)")
 
 
-class Mechanics(_Model):
+class Mechanics(StrictModel):
     """Quasi-static small-strain mechanics of all solids (PHYSICS.md section 4). 2D geometries
     are solved in plane strain. Voids and empty flaws are traction free."""
 
@@ -756,7 +462,7 @@ class Mechanics(_Model):
 
 
 # ----------------------------------------------------------------------------- numerics, output
-class Discretisation(_Model):
+class Discretisation(StrictModel):
     phi_degree: Literal[1, 2] = Field(1, description="Lagrange degree of the potential")
     geometry_order: Literal[1, 2] | None = Field(
         None, description="order of the mesh geometry: 2 bends element edges onto curved "
@@ -767,7 +473,7 @@ class Discretisation(_Model):
         return self.geometry_order or self.phi_degree
 
 
-class Solver(_Model):
+class Solver(StrictModel):
     """Newton (PETSc SNES, option prefix ``ecm_``) and its linear solver."""
 
     rtol: Positive = Field(1e-10, description="Newton relative residual tolerance")
@@ -781,14 +487,14 @@ class Solver(_Model):
     )
 
 
-class Output(_Model):
+class Output(StrictModel):
     dir: str = Field("results/run", description="output folder (relative to the working dir)")
     fields_every: Annotated[int, Field(ge=0)] = Field(
         1, description="write ParaView fields every N steps (0: only the last)"
     )
 
 
-class RunConfig(_Model):
+class RunConfig(StrictModel):
     """A whole ecm_fem run."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name")

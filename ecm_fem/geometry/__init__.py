@@ -1,7 +1,10 @@
-"""Geometry builders: one module per family, registered by its config name.
+"""Geometry families, registered by their config name (``geometry.kind``).
 
-A builder takes its validated config section and makes a gmsh model (on the calling rank, which
-is rank 0) with the physical groups of ``tags``. A new family is one file plus one entry here.
+A family is one module here with two things: ``MODEL``, the pydantic model of its config section
+(a ``kind`` literal and its parameters with SI units), and ``build(g, unit)``, which makes the
+gmsh model (on the calling rank, which is rank 0) with the physical groups of ``tags``. A new
+family is that module plus one entry in ``_FAMILIES``; the config schema and the CLI pick it up
+from ``GEOMETRY_MODELS``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from ecm_fem.geometry import (
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
-BUILDERS: dict[str, Builder] = {
-    "planar": planar.build,
-    "interfacial_void": interfacial_void.build,
-    "sei_heterogeneous": sei_heterogeneous.build,
-    "li_protrusion": li_protrusion.build,
-    "electrolyte_flaw": electrolyte_flaw.build,
-}
+_FAMILIES = (planar, interfacial_void, sei_heterogeneous, li_protrusion, electrolyte_flaw)
+
+GEOMETRY_MODELS: dict[str, type] = {m.MODEL.model_fields["kind"].default: m.MODEL
+                                    for m in _FAMILIES}
+BUILDERS: dict[str, Builder] = {m.MODEL.model_fields["kind"].default: m.build
+                                for m in _FAMILIES}
 
 
 def get_builder(kind: str) -> Builder:

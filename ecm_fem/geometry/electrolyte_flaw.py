@@ -20,14 +20,107 @@ whose apex is a mesh vertex.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Annotated, Literal
 
 import gmsh
+from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
+from ecm_fem.geometry.params import Length, PlanarGeometry
 
-if TYPE_CHECKING:
-    from ecm_fem.config import ElectrolyteFlawGeometry
+
+class ElectrolyteFlawGeometry(PlanarGeometry):
+    """The planar stack with a surface flaw (notch, crack) in the electrolyte, the geometry of
+    the Porz mechanism: a slot of constant width w = flaw_opening opening at the interface
+    y = 0 and ending in a semicircular tip of radius w / 2, its axis tilted by ``inclination``
+    from the interface normal +y (positive towards +x). ``flaw_depth`` is measured along the
+    axis, from the mouth's centre (flaw_position, 0) to the apex of the tip. Filled, the flaw
+    holds Li that is part of the ``li`` region (continuous with the electrode) and its walls are
+    ``interface``; empty, its walls are ``crack_surface``. flaw_position = 0 puts the axis on the
+    symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
+
+    kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
+    flaw_depth: Length = Field(
+        3e-6, description="length L of the flaw along its axis, from the mouth's centre at "
+        "y = 0 to the apex of the tip [m]")
+    flaw_opening: Length = Field(
+        0.2e-6, description="width w of the flaw across its axis [m]; the tip is a semicircle "
+        "of radius w / 2 and the mouth on y = 0 is w / cos(inclination) wide")
+    flaw_position: Annotated[float, Field(ge=0, le=1.0)] = Field(
+        0.0, description="x of the flaw's axis at the mouth [m]; 0: on the symmetry line x = 0 "
+        "(the cell holds half of the flaw); > 0: a whole flaw")
+    inclination: Annotated[float, Field(ge=-60, le=60)] = Field(
+        0.0, description="angle of the flaw's axis from the interface normal, positive towards "
+        "+x [deg]; must be 0 when flaw_position is 0")
+    filled: bool = Field(
+        True, description="true: Li fills the flaw (part of the li region); false: an empty "
+        "flaw with traction-free, insulating walls")
+    tip_mesh_size: Length | None = Field(
+        None, description="element size on the semicircular tip [m] "
+        "(default min(interface_mesh_size / 10, flaw_opening / 8))")
+
+    @property
+    def tip_size(self) -> float:
+        """Element size on the tip [m], the default filled in."""
+        return self.tip_mesh_size or min(self.interface_mesh_size / 10, self.flaw_opening / 8)
+
+    @property
+    def wall_size(self) -> float:
+        """Element size along the flaw's walls [m]: interface_mesh_size, but at most
+        flaw_opening / 2 so that the flaw is at least two elements wide."""
+        return min(self.interface_mesh_size, self.flaw_opening / 2)
+
+    def flaw_axis(self) -> tuple[float, float]:
+        """Unit vector along the flaw's axis, from the mouth towards the tip."""
+        import math
+
+        theta = math.radians(self.inclination)
+        return math.sin(theta), math.cos(theta)
+
+    def flaw_span(self) -> tuple[float, float]:
+        """Lateral extent (x_min, x_max) [m] of the whole flaw (mouth corners and tip circle);
+        the cell holds the part x > 0 of it."""
+        (dx, dy), r, x0 = self.flaw_axis(), self.flaw_opening / 2, self.flaw_position
+        x_tip_centre = x0 + (self.flaw_depth - r) * dx
+        return (min(x0 - r / dy, x_tip_centre - r), max(x0 + r / dy, x_tip_centre + r))
+
+    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        (dx, dy), x0, depth = self.flaw_axis(), self.flaw_position, self.flaw_depth
+        return [("flaw", (x0 + depth * dx, depth * dy), (dx, dy))]
+
+    @model_validator(mode="after")
+    def _flaw_fits(self) -> ElectrolyteFlawGeometry:
+        depth, w, x0 = self.flaw_depth, self.flaw_opening, self.flaw_position
+        if self.sei_thickness > 0:
+            raise ValueError(
+                "sei_thickness: a resolved SEI is not supported with an electrolyte flaw yet")
+        if depth > 0.8 * self.electrolyte_thickness:
+            raise ValueError(
+                f"flaw_depth = {depth:g} m must be at most 0.8 electrolyte_thickness = "
+                f"{0.8 * self.electrolyte_thickness:g} m (leave a ligament to the counter)")
+        if w > depth / 2:
+            raise ValueError(
+                f"flaw_opening = {w:g} m must be at most half of flaw_depth = {depth:g} m "
+                "(a flaw is narrow; a wide Li-filled pit is kind li_protrusion)")
+        if x0 == 0 and self.inclination != 0:
+            raise ValueError(
+                f"inclination = {self.inclination:g} deg needs flaw_position > 0: a flaw on "
+                "the symmetry line x = 0 (flaw_position = 0) must be normal to the interface")
+        x_min, x_max = self.flaw_span()
+        if (x0 > 0 and x_min < w) or x_max > self.width - w:
+            raise ValueError(
+                f"flaw_position = {x0:g} m: the flaw spans x = {max(x_min, 0.0):g} .. "
+                f"{x_max:g} m (with flaw_depth and inclination) and must stay flaw_opening = "
+                f"{w:g} m inside the cell 0 < x < width = {self.width:g} m")
+        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
+            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
+                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
+        if self.tip_size > w / 4:
+            raise ValueError(
+                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most "
+                f"flaw_opening / 4 = {w / 4:g} m to resolve the semicircular tip")
+        return self
+
 
 
 def _add_flaw(depth: float, r: float, inclination: float, x0: float) -> int:
@@ -48,6 +141,9 @@ def _add_flaw(depth: float, r: float, inclination: float, x0: float) -> int:
     occ.rotate([(2, flaw)], 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -inclination)  # +y -> (sin, cos)
     occ.translate([(2, flaw)], x0, 0.0, 0.0)
     return flaw
+
+
+MODEL = ElectrolyteFlawGeometry
 
 
 def build(g: ElectrolyteFlawGeometry, unit: float) -> None:

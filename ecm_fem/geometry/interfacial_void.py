@@ -7,14 +7,43 @@ above the void and the Li's void wall are `void_surface` (no current, no tractio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import gmsh
+from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_ellipse_disk, add_physical_groups, refine_near, sort_curves
+from ecm_fem.geometry.params import Length, PlanarGeometry
 
-if TYPE_CHECKING:
-    from ecm_fem.config import InterfacialVoidGeometry
+
+class InterfacialVoidGeometry(PlanarGeometry):
+    """The planar stack with a void in the Li at the interface: a quarter ellipse at x = 0
+    (the side x = 0 is a symmetry line, so the cell holds half of a void of full width
+    2 void_half_width, repeated with period 2 width). The electrolyte face above the void
+    carries no current and no traction."""
+
+    kind: Literal["interfacial_void"] = "interfacial_void"  # type: ignore[assignment]
+    void_half_width: Length = Field(5e-6, description="half width a of the void along x [m]")
+    void_depth: Length = Field(2e-6, description="depth b of the void into the Li [m]")
+    void_mesh_size: Length | None = Field(
+        None, description="element size at the void edge [m] (default interface_mesh_size / 4)")
+
+    @model_validator(mode="after")
+    def _void_fits(self) -> InterfacialVoidGeometry:
+        if self.void_half_width >= self.width:
+            raise ValueError(
+                f"void_half_width = {self.void_half_width:g} m must be smaller than width = "
+                f"{self.width:g} m (the void would cover the whole interface)")
+        if self.void_depth >= self.li_thickness:
+            raise ValueError(f"void_depth = {self.void_depth:g} m must be smaller than "
+                             f"li_thickness = {self.li_thickness:g} m")
+        if self.sei_thickness > 0:
+            raise ValueError("sei_thickness: a resolved SEI is not supported with a void yet")
+        return self
+
+
+
+MODEL = InterfacialVoidGeometry
 
 
 def build(g: InterfacialVoidGeometry, unit: float) -> None:

@@ -9,14 +9,62 @@ interface and to ``tip_mesh_size`` at the tip (0, h).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import gmsh
+from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_ellipse_disk, add_physical_groups, refine_near, sort_curves
+from ecm_fem.geometry.params import Length, PlanarGeometry
 
-if TYPE_CHECKING:
-    from ecm_fem.config import LiProtrusionGeometry
+
+class LiProtrusionGeometry(PlanarGeometry):
+    """The planar stack with a Li protrusion into the electrolyte: a quarter ellipse at x = 0
+    (the side x = 0 is a symmetry line, so the cell holds half of a semi-elliptic boss of full
+    width 2 protrusion_half_width, repeated with period 2 width). The whole Li | electrolyte
+    contact, flat part and protrusion surface, is the interface."""
+
+    kind: Literal["li_protrusion"] = "li_protrusion"  # type: ignore[assignment]
+    protrusion_height: Length = Field(
+        2e-6, description="height h of the protrusion above the flat interface, along y [m]")
+    protrusion_half_width: Length = Field(
+        2e-6, description="half width b of the protrusion's base, along x [m]")
+    tip_mesh_size: Length | None = Field(
+        None, description="element size at the protrusion tip [m] "
+        "(default interface_mesh_size / 4)")
+
+    @property
+    def tip_size(self) -> float:
+        """Element size at the tip [m], the default filled in."""
+        return self.tip_mesh_size or self.interface_mesh_size / 4
+
+    @model_validator(mode="after")
+    def _protrusion_fits(self) -> LiProtrusionGeometry:
+        b, h = self.protrusion_half_width, self.protrusion_height
+        if b >= self.width:
+            raise ValueError(
+                f"protrusion_half_width = {b:g} m must be smaller than width = "
+                f"{self.width:g} m (the protrusion would cover the whole interface)")
+        if h >= self.electrolyte_thickness:
+            raise ValueError(f"protrusion_height = {h:g} m must be smaller than "
+                             f"electrolyte_thickness = {self.electrolyte_thickness:g} m "
+                             "(the protrusion would reach the counter boundary)")
+        if self.sei_thickness > 0:
+            raise ValueError(
+                "sei_thickness: a resolved SEI is not supported with a protrusion yet")
+        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
+            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
+                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
+        if self.tip_size > min(b, h) / 2:
+            raise ValueError(
+                f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most half "
+                f"of min(protrusion_half_width, protrusion_height) = {min(b, h):g} m to "
+                "resolve the protrusion (set tip_mesh_size or interface_mesh_size smaller)")
+        return self
+
+
+
+MODEL = LiProtrusionGeometry
 
 
 def build(g: LiProtrusionGeometry, unit: float) -> None:

@@ -8,14 +8,12 @@ bottom, counter boundary at the top, sides at x = 0 and x = width. Elements shri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import gmsh
 
 from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
+from ecm_fem.geometry.params import PlanarGeometry
 
-if TYPE_CHECKING:
-    from ecm_fem.config import PlanarGeometry
+MODEL = PlanarGeometry
 
 
 def build(g: PlanarGeometry, unit: float) -> None:

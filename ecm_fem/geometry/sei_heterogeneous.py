@@ -10,15 +10,82 @@ Curves are classified by the regions on their two sides, so steps and gaps need 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Annotated, Literal
 
 import gmsh
+from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
-from ecm_fem.geometry.tags import CELL_TAGS
+from ecm_fem.geometry.params import Identifier, Length, PlanarGeometry, StrictModel
+from ecm_fem.geometry.tags import CELL_TAGS, SUBREGION_TAG_START
 
-if TYPE_CHECKING:
-    from ecm_fem.config import SeiHeterogeneousGeometry
+
+class SeiPatch(StrictModel):
+    """A stretch x_min < x < x_max of the SEI with its own thickness (and, through
+    ``materials.patches`` and ``kinetics.regions``, its own conductivity and kinetics)."""
+
+    name: Identifier = Field(description="patch name, the key in materials.patches and "
+                             "kinetics.regions")
+    x_min: Annotated[float, Field(ge=0, le=1.0)] = Field(description="left end of the patch [m]")
+    x_max: Length = Field(description="right end of the patch [m]")
+    thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
+        description="SEI thickness over the patch [m]; 0: a gap (cracked SEI), where Li touches "
+        "the electrolyte")
+
+
+class SeiHeterogeneousGeometry(PlanarGeometry):
+    """The planar stack with a resolved SEI of thickness ``sei_thickness`` (0 allowed: SEI only
+    on the patches) interrupted by patches of other thickness and properties. Each patch with
+    thickness > 0 is a sub-region of ``sei`` with its own cell tag (101, 102, ... in the order
+    listed); where the SEI is absent the Li touches the electrolyte. The Li | SEI and
+    Li | electrolyte contacts are all ``interface``; the SEI's top is ``sei_electrolyte``."""
+
+    kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
+    patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches, left to right")
+
+    @model_validator(mode="after")
+    def _patches_fit(self) -> SeiHeterogeneousGeometry:
+        names = [p.name for p in self.patches]
+        if len(set(names)) < len(names):
+            raise ValueError(f"patches: names must be unique (got {names})")
+        for k, p in enumerate(self.patches):
+            if p.x_max <= p.x_min:
+                raise ValueError(f"patches[{k}] ({p.name}): x_max must exceed x_min")
+            if p.x_max > self.width * (1 + 1e-12):
+                raise ValueError(f"patches[{k}] ({p.name}): x_max = {p.x_max:g} m is beyond "
+                                 f"width = {self.width:g} m")
+            if p.thickness >= self.electrolyte_thickness:
+                raise ValueError(f"patches[{k}] ({p.name}): thickness must be smaller than "
+                                 "electrolyte_thickness")
+            if k and p.x_min < self.patches[k - 1].x_max * (1 - 1e-12):
+                raise ValueError(f"patches[{k}] ({p.name}): patches must be listed left to "
+                                 "right without overlap")
+        return self
+
+    def subregions(self) -> dict[str, tuple[str, int]]:
+        return {p.name: ("sei", SUBREGION_TAG_START + k)
+                for k, p in enumerate(self.patches) if p.thickness > 0}
+
+    @property
+    def has_resolved_sei(self) -> bool:
+        return self.sei_thickness > 0 or any(p.thickness > 0 for p in self.patches)
+
+    def sei_pieces(self) -> list[tuple[float, float, float, str]]:
+        """The SEI as (x_min, x_max, thickness [m], sub-region name or 'sei') pieces covering
+        0 < x < width, gaps included with thickness 0."""
+        pieces, x = [], 0.0
+        for p in self.patches:
+            if p.x_min > x:
+                pieces.append((x, p.x_min, self.sei_thickness, "sei"))
+            pieces.append((p.x_min, p.x_max, p.thickness, p.name))
+            x = p.x_max
+        if x < self.width:
+            pieces.append((x, self.width, self.sei_thickness, "sei"))
+        return pieces
+
+
+
+MODEL = SeiHeterogeneousGeometry
 
 
 def build(g: SeiHeterogeneousGeometry, unit: float) -> None:

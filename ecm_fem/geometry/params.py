@@ -1,0 +1,69 @@
+"""Config models shared by the geometry families: the strict pydantic base of every config
+section, the length type, and the planar stack whose parameters every 2D family extends. A
+family's own model lives in its builder module (see ``ecm_fem.geometry``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys rejected, defaults validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, use_enum_values=False)
+
+
+Positive = Annotated[float, Field(gt=0)]
+Length = Annotated[float, Field(gt=0, le=1.0)]  # anything above 1 m is a unit mistake here
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class PlanarGeometry(StrictModel):
+    """A flat Li | electrolyte stack in 2D plane strain: Li below y = 0, electrolyte above."""
+
+    kind: Literal["planar"] = "planar"
+    dim: Literal[2] = Field(2, description="spatial dimension (2: plane strain)")
+    width: Length = Field(20e-6, description="lateral size of the cell [m]")
+    li_thickness: Length = Field(10e-6, description="thickness of the Li electrode [m]")
+    electrolyte_thickness: Length = Field(
+        100e-6, description="electrolyte thickness, interface to counter boundary [m]"
+    )
+    mesh_size: Length = Field(5e-6, description="element size away from the interface [m]")
+    interface_mesh_size: Length = Field(1e-6, description="element size at the interface [m]")
+    sei_thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
+        0.0, description="resolved SEI layer between Li and electrolyte [m]; 0: none"
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PlanarGeometry:
+        if self.sei_thickness >= self.electrolyte_thickness:
+            raise ValueError("sei_thickness must be smaller than electrolyte_thickness")
+        smallest = min(self.width, self.li_thickness, self.electrolyte_thickness)
+        if self.interface_mesh_size > smallest:
+            raise ValueError(
+                f"interface_mesh_size = {self.interface_mesh_size:g} m is larger than the "
+                f"smallest domain size {smallest:g} m"
+            )
+        if self.interface_mesh_size > self.mesh_size:
+            raise ValueError("interface_mesh_size must not exceed mesh_size")
+        return self
+
+    @property
+    def projected_area(self) -> float:
+        """Nominal electrode area per unit depth [m] (2D)."""
+        return self.width
+
+    def subregions(self) -> dict[str, tuple[str, int]]:
+        """Named sub-regions with their own properties: name -> (parent region, cell tag)."""
+        return {}
+
+    @property
+    def has_resolved_sei(self) -> bool:
+        return self.sei_thickness > 0
+
+    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        """Crack tips of the geometry as (name, tip position [m], unit vector ahead of the
+        tip); none here."""
+        return []
