@@ -1,4 +1,4 @@
-"""Command line: ``ecm-fem run|validate|sweep|stability|plot|schema|info|warm-cache``.
+"""Command line: ``ecm-fem run|validate|mesh|sweep|stability|plot|schema|info|warm-cache``.
 ``main(argv) -> int`` is testable in-process.
 
 Exit codes: 0 success, 1 unexpected error, 2 config error (bad YAML, unknown key, impossible
@@ -47,6 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    m = sub.add_parser("mesh", help="build a config's mesh and report it (cells, tags with their "
+                       "measures, element sizes, shape quality); optional preview and export")
+    m.add_argument("config")
+    m.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    m.add_argument("--png", metavar="FILE", help="write a preview picture (regions and edges)")
+    m.add_argument("--window", metavar="X0,X1,Y0,Y1",
+                   help="zoom the preview to this box [m], e.g. 0,5e-6,-1e-6,2e-6")
+    m.add_argument("--export", metavar="FILE", help="write the mesh with its tags in the "
+                   "meshio format of the extension (.vtu, .xdmf, .msh, .inp, ...) [m]")
+    m.add_argument("--msh", metavar="FILE",
+                   help="write gmsh's own .msh of the model (micrometre model units)")
+    m.add_argument("--json", metavar="FILE", help="write the report as JSON")
 
     from ecm_fem import sweep
 
@@ -113,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, comm)
         if args.command == "validate":
             return _validate(args, comm)
+        if args.command == "mesh":
+            return _mesh(args, comm)
         if args.command == "sweep":
             from ecm_fem import sweep
 
@@ -165,6 +180,37 @@ def _validate(args, comm) -> int:
     config = _load(args)
     _say(comm, f"{args.config}: valid ({config.geometry.kind} geometry, "
                f"{config.control.mode.value} control)", sys.stdout)
+    return EXIT_OK
+
+
+def _mesh(args, comm) -> int:
+    from ecm_fem import meshinfo
+    from ecm_fem.config import ConfigError
+    from ecm_fem.mesh import generate
+
+    config = _load(args)
+    window = None
+    if args.window:
+        try:
+            window = tuple(float(v) for v in args.window.split(","))
+        except ValueError:
+            window = ()
+        if len(window) != 4:
+            raise ConfigError(f"--window {args.window}: expected X0,X1,Y0,Y1 in metres")
+    try:
+        md = generate(config, comm, msh_path=args.msh)
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
+    rep = meshinfo.report(md)
+    _say(comm, f"{args.config}: {config.geometry.kind} geometry\n{rep.format()}", sys.stdout)
+    if args.json and comm.rank == 0:
+        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    if args.export:
+        meshinfo.export(md, args.export)
+        _say(comm, f"wrote {args.export}", sys.stdout)
+    if args.png:
+        meshinfo.preview(md, args.png, window)
+        _say(comm, f"wrote {args.png}", sys.stdout)
     return EXIT_OK
 
 

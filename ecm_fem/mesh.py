@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mpi4py import MPI
 
@@ -50,10 +51,11 @@ class MeshData:
 
 
 def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD,
-             match_sides: bool | None = None) -> MeshData:
+             match_sides: bool | None = None, msh_path: str | Path | None = None) -> MeshData:
     """Build the config's geometry with gmsh on rank 0 and distribute it. ``match_sides``
     meshes the lateral sides node for node alike (default: when the mechanics has periodic
-    sides, which need it)."""
+    sides, which need it). ``msh_path``: also write the gmsh model there (.msh, in the
+    builders' micrometre model units)."""
     g = config.geometry
     if match_sides is None:
         match_sides = config.mechanics is not None and config.mechanics.sides == "periodic"
@@ -73,6 +75,8 @@ def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD,
                                    "x = width do not pair up (different layers at the sides)")
             if config.discretisation.mesh_order > 1:
                 gmsh.model.mesh.setOrder(config.discretisation.mesh_order)
+            if msh_path is not None:
+                gmsh.write(str(msh_path))
         except Exception as exc:  # report on every rank below instead of hanging the others
             error = f"geometry ({g.kind}): gmsh failed: {exc}"
     error = comm.bcast(error, root=0)

@@ -17,12 +17,14 @@ from ecm_fem.geometry import (
     interfacial_void,
     li_protrusion,
     planar,
+    polycrystal,
     sei_heterogeneous,
 )
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
-_FAMILIES = (planar, interfacial_void, sei_heterogeneous, li_protrusion, electrolyte_flaw)
+_FAMILIES = (planar, interfacial_void, sei_heterogeneous, li_protrusion, electrolyte_flaw,
+             polycrystal)
 
 GEOMETRY_MODELS: dict[str, type] = {m.MODEL.model_fields["kind"].default: m.MODEL
                                     for m in _FAMILIES}

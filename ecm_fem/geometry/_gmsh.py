@@ -58,14 +58,15 @@ def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
     """The curves of the synchronised model by what they separate, for a cell 0 < x < width,
     bottom < y < top with Li at the bottom: 'interface' between a ``li`` surface and an
     ion-conducting one (electrolyte, sei, gb), 'sei_electrolyte' between ``sei`` and
-    ``electrolyte``; on the outer box 'side' (x = 0, width), 'li_cc' (y = bottom), 'counter'
-    (y = top); any other boundary curve is 'free' (void walls, crack faces). Curves between two
-    surfaces of one region are internal and left out."""
+    ``electrolyte``, 'gb_boundary' between ``gb`` and ``electrolyte``; on the outer box 'side'
+    (x = 0, width), 'li_cc' (y = bottom), 'counter' (y = top); any other boundary curve is
+    'free' (void walls, crack faces). Curves between two surfaces of one region are internal
+    and left out."""
     occ = gmsh.model.occ
     region = {s: name for name, ents in surfaces.items() for s in ents}
     tol = 1e-9 * max(width, top - bottom)
-    out: dict[str, list[int]] = {n: [] for n in ("interface", "sei_electrolyte", "li_cc",
-                                                 "counter", "side", "free")}
+    out: dict[str, list[int]] = {n: [] for n in ("interface", "sei_electrolyte", "gb_boundary",
+                                                 "li_cc", "counter", "side", "free")}
     for _, c in gmsh.model.getEntities(1):
         up = gmsh.model.getAdjacencies(1, c)[0]
         xm, ym, _ = occ.getCenterOfMass(1, c)
@@ -75,6 +76,8 @@ def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
                 out["interface"].append(c)
             elif sides == {"sei", "electrolyte"}:
                 out["sei_electrolyte"].append(c)
+            elif sides == {"gb", "electrolyte"}:
+                out["gb_boundary"].append(c)
         elif abs(xm) < tol or abs(xm - width) < tol:
             out["side"].append(c)
         elif abs(ym - bottom) < tol:

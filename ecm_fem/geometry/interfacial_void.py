@@ -42,7 +42,6 @@ class InterfacialVoidGeometry(PlanarGeometry):
         return self
 
 
-
 MODEL = InterfacialVoidGeometry
 
 

@@ -63,7 +63,6 @@ class LiProtrusionGeometry(PlanarGeometry):
         return self
 
 
-
 MODEL = LiProtrusionGeometry
 
 

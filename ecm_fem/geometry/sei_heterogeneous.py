@@ -84,7 +84,6 @@ class SeiHeterogeneousGeometry(PlanarGeometry):
         return pieces
 
 
-
 MODEL = SeiHeterogeneousGeometry
 
 
