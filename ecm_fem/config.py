@@ -550,6 +550,19 @@ class RunConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _three_dimensional(self) -> RunConfig:
+        if self.geometry.dim != 3:
+            return self
+        if self.mechanics is not None:
+            raise ValueError("mechanics: 3D geometries run the current distribution only so far "
+                             "(the mechanics is plane strain); remove the mechanics section or "
+                             "use geometry.dim: 2")
+        if self.kinetics.stress_coupling == StressCoupling.monroe_newman:
+            raise ValueError("kinetics.stress_coupling: monroe_newman needs the interface "
+                             "curvature, which is computed in 2D only")
+        return self
+
+    @model_validator(mode="after")
     def _stress_source(self) -> RunConfig:
         k = self.kinetics
         if k.stress_coupling == StressCoupling.none:

@@ -253,7 +253,8 @@ def preview(md: MeshData, path: str | Path, window: tuple[float, ...] | None = N
     plotter.add_mesh(grid, scalars="region", show_edges=True, edge_color="black",
                      line_width=0.5, cmap="Set2", categories=True,
                      annotations={k: cell_names.get(t, str(t)) for k, t in enumerate(present)},
-                     scalar_bar_args={"title": "region", "n_labels": 0})
+                     scalar_bar_args={"title": "region", "n_labels": 0, "vertical": True,
+                                      "position_x": 0.88, "position_y": 0.25})
     if md.mesh.topology.dim == 2:
         plotter.view_xy()
         if window is not None:
@@ -262,8 +263,8 @@ def preview(md: MeshData, path: str | Path, window: tuple[float, ...] | None = N
             plotter.camera.position = ((x0 + x1) / 2, (y0 + y1) / 2, 1.0)
             plotter.camera.parallel_projection = True
             plotter.camera.parallel_scale = max((y1 - y0) / 2, (x1 - x0) / 2 * size[1] / size[0])
-    else:
-        plotter.view_isometric()
-    plotter.add_text("x, y in micrometres", font_size=10)
+    else:  # look at the symmetry planes x = 0 and z = 0, where the defects sit; y up
+        plotter.view_vector((-1.0, 0.6, -1.2), viewup=(0.0, 1.0, 0.0))
+    plotter.add_text("coordinates in micrometres", font_size=10)
     plotter.screenshot(str(path))
     plotter.close()

@@ -12,21 +12,23 @@ MODEL_UNIT = 1e-6  # m per gmsh model unit
 
 
 def refine_near(curves: list[int], points: list[tuple[list[int], float]], h_interface: float,
-                h_max: float, curve_groups: list[tuple[list[int], float]] | None = None
-                ) -> None:
-    """Background size field: ``h_interface`` on ``curves``, ``h`` at each group of ``points``
-    (for void edges and crack tips) and of ``curve_groups`` (flaw walls and tips), growing to
-    ``h_max`` over 8 h_max; generates nothing."""
+                h_max: float, curve_groups: list[tuple[list[int], float]] | None = None,
+                dim: int = 2) -> None:
+    """Background size field: ``h_interface`` on ``curves`` (in 3D, ``dim`` = 3: surfaces),
+    ``h`` at each group of ``points`` (for void edges and crack tips) and of ``curve_groups``
+    (flaw walls and tips; void rims in 3D), growing to ``h_max`` over 8 h_max; generates
+    nothing."""
     field = gmsh.model.mesh.field
     fields = []
-    for ids, size, kind, key in [(curves, h_interface, "Distance", "CurvesList"),
+    first = "CurvesList" if dim == 2 else "SurfacesList"
+    for ids, size, kind, key in [(curves, h_interface, "Distance", first),
                                  *[(c, h, "Distance", "CurvesList") for c, h in curve_groups or []],
                                  *[(p, h, "Distance", "PointsList") for p, h in points]]:
         if not ids:
             continue
         dist = field.add(kind)
         field.setNumbers(dist, key, ids)
-        if key == "CurvesList":
+        if key != "PointsList":
             field.setNumber(dist, "Sampling", 200)
         thr = field.add("Threshold")
         field.setNumber(thr, "InField", dist)
@@ -54,22 +56,24 @@ def add_ellipse_disk(rx: float, ry: float) -> int:
 
 
 def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
-                top: float) -> dict[str, list[int]]:
+                top: float, depth: float | None = None) -> dict[str, list[int]]:
     """The curves of the synchronised model by what they separate, for a cell 0 < x < width,
     bottom < y < top with Li at the bottom: 'interface' between a ``li`` surface and an
     ion-conducting one (electrolyte, sei, gb), 'sei_electrolyte' between ``sei`` and
     ``electrolyte``, 'gb_boundary' between ``gb`` and ``electrolyte``; on the outer box 'side'
     (x = 0, width), 'li_cc' (y = bottom), 'counter' (y = top); any other boundary curve is
     'free' (void walls, crack faces). Curves between two surfaces of one region are internal
-    and left out."""
+    and left out. In 3D (``depth`` given: the cell is 0 < z < depth too) the same for the
+    surfaces between volumes, the sides being x = 0, width and z = 0, depth."""
     occ = gmsh.model.occ
     region = {s: name for name, ents in surfaces.items() for s in ents}
     tol = 1e-9 * max(width, top - bottom)
     out: dict[str, list[int]] = {n: [] for n in ("interface", "sei_electrolyte", "gb_boundary",
                                                  "li_cc", "counter", "side", "free")}
-    for _, c in gmsh.model.getEntities(1):
-        up = gmsh.model.getAdjacencies(1, c)[0]
-        xm, ym, _ = occ.getCenterOfMass(1, c)
+    bdim = 1 if depth is None else 2
+    for _, c in gmsh.model.getEntities(bdim):
+        up = gmsh.model.getAdjacencies(bdim, c)[0]
+        xm, ym, zm = occ.getCenterOfMass(bdim, c)
         if len(up) == 2:
             sides = {region[s] for s in up}
             if "li" in sides and len(sides) == 2:
@@ -78,7 +82,8 @@ def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
                 out["sei_electrolyte"].append(c)
             elif sides == {"gb", "electrolyte"}:
                 out["gb_boundary"].append(c)
-        elif abs(xm) < tol or abs(xm - width) < tol:
+        elif abs(xm) < tol or abs(xm - width) < tol or (
+                depth is not None and (abs(zm) < tol or abs(zm - depth) < tol)):
             out["side"].append(c)
         elif abs(ym - bottom) < tol:
             out["li_cc"].append(c)
@@ -89,14 +94,16 @@ def sort_curves(surfaces: dict[str, list[int]], width: float, bottom: float,
     return out
 
 
-def add_physical_groups(surfaces: dict[str, list[int]], curves: dict[str, list[int]]) -> None:
-    """Physical groups with the fixed names and ids of ``tags`` (empty lists are skipped)."""
+def add_physical_groups(surfaces: dict[str, list[int]], curves: dict[str, list[int]],
+                        dim: int = 2) -> None:
+    """Physical groups with the fixed names and ids of ``tags`` (empty lists are skipped):
+    regions of dimension ``dim``, boundaries of dimension dim - 1."""
     for name, ents in surfaces.items():
         if ents:
-            gmsh.model.addPhysicalGroup(2, ents, CELL_TAGS[name], name=name)
+            gmsh.model.addPhysicalGroup(dim, ents, CELL_TAGS[name], name=name)
     for name, ents in curves.items():
         if ents:
-            gmsh.model.addPhysicalGroup(1, ents, FACET_TAGS[name], name=name)
+            gmsh.model.addPhysicalGroup(dim - 1, ents, FACET_TAGS[name], name=name)
 
 
 def match_side_meshes(width: float) -> bool:

@@ -20,7 +20,7 @@ whose apex is a mesh vertex.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import gmsh
 from pydantic import Field, model_validator
@@ -38,6 +38,8 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     holds Li that is part of the ``li`` region (continuous with the electrode) and its walls are
     ``interface``; empty, its walls are ``crack_surface``. flaw_position = 0 puts the axis on the
     symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
+
+    SUPPORTS_3D: ClassVar[bool] = False
 
     kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
     flaw_depth: Length = Field(

@@ -3,6 +3,11 @@ the Li at the interface, centred on the symmetry line x = 0 (so the cell holds h
 half width a = void_half_width and depth b = void_depth; the pattern repeats with period
 2 width). Tags: the Li | electrolyte contact outside the void is `interface`; the electrolyte face
 above the void and the Li's void wall are `void_surface` (no current, no traction).
+
+In 3D the void is half of an ellipsoid with semi-axes a (along x and z) and b (into the Li along
+-y), centred at the corner x = z = 0 of the box 0 < x < width, 0 < z < depth, whose sides
+x = 0 and z = 0 are symmetry planes: the cell holds a quarter of the void. Elements shrink to
+void_mesh_size along the void's rim on y = 0.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ class InterfacialVoidGeometry(PlanarGeometry):
 
     @model_validator(mode="after")
     def _void_fits(self) -> InterfacialVoidGeometry:
-        if self.void_half_width >= self.width:
+        if self.void_half_width >= min(self.width, self.cell_depth):
             raise ValueError(
                 f"void_half_width = {self.void_half_width:g} m must be smaller than width = "
-                f"{self.width:g} m (the void would cover the whole interface)")
+                f"{self.width:g} m (and depth in 3D; the void would cover the whole interface)")
         if self.void_depth >= self.li_thickness:
             raise ValueError(f"void_depth = {self.void_depth:g} m must be smaller than "
                              f"li_thickness = {self.li_thickness:g} m")
@@ -46,32 +51,52 @@ MODEL = InterfacialVoidGeometry
 
 
 def build(g: InterfacialVoidGeometry, unit: float) -> None:
+    """Make the gmsh model of ``g`` in model units of ``unit`` metres (see ``planar.build``)."""
     occ = gmsh.model.occ
     W, L_li, L_e = g.width / unit, g.li_thickness / unit, g.electrolyte_thickness / unit
     a, b = g.void_half_width / unit, g.void_depth / unit
     h, h_if = g.mesh_size / unit, g.interface_mesh_size / unit
     h_edge = (g.void_mesh_size / unit) if g.void_mesh_size else h_if / 4
+    dim, D = g.dim, g.cell_depth / unit
 
-    li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
-    el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
-    li_cut, _ = occ.cut([(2, li)], [(2, add_ellipse_disk(a, b))])
-    occ.fragment(li_cut, [(2, el)])
+    if dim == 2:
+        li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
+        el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
+        void = add_ellipse_disk(a, b)
+    else:
+        li = occ.addBox(0.0, -L_li, 0.0, W, L_li, D)
+        el = occ.addBox(0.0, 0.0, 0.0, W, L_e, D)
+        void = occ.addSphere(0.0, 0.0, 0.0, 1.0)
+        occ.dilate([(3, void)], 0.0, 0.0, 0.0, a, b, a)
+    li_cut, _ = occ.cut([(dim, li)], [(dim, void)])
+    occ.fragment(li_cut, [(dim, el)])
     occ.synchronize()
 
     tol = 1e-9 * max(W, L_li, L_e)
-    surfaces: dict[str, list[int]] = {"li": [], "electrolyte": []}
-    for _, s in gmsh.model.getEntities(2):
-        _, y, _ = occ.getCenterOfMass(2, s)
-        surfaces["li" if y < 0 else "electrolyte"].append(s)
-    curves = sort_curves(surfaces, W, -L_li, L_e)
+    regions: dict[str, list[int]] = {"li": [], "electrolyte": []}
+    for _, s in gmsh.model.getEntities(dim):
+        _, y, _ = occ.getCenterOfMass(dim, s)
+        regions["li" if y < 0 else "electrolyte"].append(s)
+    boundaries = sort_curves(regions, W, -L_li, L_e, depth=D if dim == 3 else None)
     # the electrolyte face above the void and the Li's void wall
-    curves["void_surface"] = curves.pop("free")
-    add_physical_groups(surfaces, curves)
+    boundaries["void_surface"] = boundaries.pop("free")
+    add_physical_groups(regions, boundaries, dim)
 
-    def at_void_edge(point: int) -> bool:
-        x, y, _ = gmsh.model.getValue(0, point, [])
-        return abs(x - a) < tol and abs(y) < tol
+    if dim == 2:
+        def at_void_edge(point: int) -> bool:
+            x, y, _ = gmsh.model.getValue(0, point, [])
+            return abs(x - a) < tol and abs(y) < tol
 
-    edge_points = [p for _, p in gmsh.model.getEntities(0) if at_void_edge(p)]
-    refine_near(curves["interface"] + curves["void_surface"], [(edge_points, h_edge)], h_if, h)
-    gmsh.model.mesh.generate(2)
+        edge_points = [p for _, p in gmsh.model.getEntities(0) if at_void_edge(p)]
+        rims = []
+    else:  # the rim is the quarter circle x^2 + z^2 = a^2 on y = 0
+        def on_rim(curve: int) -> bool:
+            x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(1, curve)
+            return max(abs(y0), abs(y1)) < tol and abs(x1 - a) < 1e-6 * a and \
+                abs(z1 - a) < 1e-6 * a
+
+        edge_points = []
+        rims = [([c for _, c in gmsh.model.getEntities(1) if on_rim(c)], h_edge)]
+    refine_near(boundaries["interface"] + boundaries["void_surface"], [(edge_points, h_edge)],
+                h_if, h, curve_groups=rims, dim=dim)
+    gmsh.model.mesh.generate(dim)

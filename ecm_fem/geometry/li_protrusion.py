@@ -9,7 +9,7 @@ interface and to ``tip_mesh_size`` at the tip (0, h).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import gmsh
 from pydantic import Field, model_validator
@@ -23,6 +23,8 @@ class LiProtrusionGeometry(PlanarGeometry):
     (the side x = 0 is a symmetry line, so the cell holds half of a semi-elliptic boss of full
     width 2 protrusion_half_width, repeated with period 2 width). The whole Li | electrolyte
     contact, flat part and protrusion surface, is the interface."""
+
+    SUPPORTS_3D: ClassVar[bool] = False
 
     kind: Literal["li_protrusion"] = "li_protrusion"  # type: ignore[assignment]
     protrusion_height: Length = Field(

@@ -4,7 +4,7 @@ family's own model lives in its builder module (see ``ecm_fem.geometry``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,11 +21,17 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class PlanarGeometry(StrictModel):
-    """A flat Li | electrolyte stack in 2D plane strain: Li below y = 0, electrolyte above."""
+    """A flat Li | electrolyte stack: Li below y = 0, electrolyte above, 0 < x < width (and
+    0 < z < depth in 3D: y is the stacking direction in 2D and 3D alike)."""
+
+    SUPPORTS_3D: ClassVar[bool] = True  # families drawn in 2D only set False
 
     kind: Literal["planar"] = "planar"
-    dim: Literal[2] = Field(2, description="spatial dimension (2: plane strain)")
-    width: Length = Field(20e-6, description="lateral size of the cell [m]")
+    dim: Literal[2, 3] = Field(2, description="spatial dimension (2: plane strain; 3: a box "
+                               "of depth ``depth`` along z)")
+    width: Length = Field(20e-6, description="lateral size of the cell along x [m]")
+    depth: Length | None = Field(None, description="lateral size of the cell along z in 3D [m] "
+                                 "(default: width)")
     li_thickness: Length = Field(10e-6, description="thickness of the Li electrode [m]")
     electrolyte_thickness: Length = Field(
         100e-6, description="electrolyte thickness, interface to counter boundary [m]"
@@ -38,6 +44,11 @@ class PlanarGeometry(StrictModel):
 
     @model_validator(mode="after")
     def _sizes(self) -> PlanarGeometry:
+        if self.dim == 3 and not self.SUPPORTS_3D:
+            raise ValueError(f"dim: kind {self.kind} is built in 2D only (3D: planar, "
+                             "interfacial_void)")
+        if self.dim == 2 and self.depth is not None:
+            raise ValueError("depth: only for dim: 3")
         if self.sei_thickness >= self.electrolyte_thickness:
             raise ValueError("sei_thickness must be smaller than electrolyte_thickness")
         smallest = min(self.width, self.li_thickness, self.electrolyte_thickness)
@@ -51,9 +62,14 @@ class PlanarGeometry(StrictModel):
         return self
 
     @property
+    def cell_depth(self) -> float:
+        """Extent along z [m] in 3D, the default filled in."""
+        return self.depth or self.width
+
+    @property
     def projected_area(self) -> float:
-        """Nominal electrode area per unit depth [m] (2D)."""
-        return self.width
+        """Nominal electrode area: per unit depth [m] in 2D, [m^2] in 3D."""
+        return self.width if self.dim == 2 else self.width * self.cell_depth
 
     def subregions(self) -> dict[str, tuple[str, int]]:
         """Named sub-regions with their own properties: name -> (parent region, cell tag)."""

@@ -17,7 +17,7 @@ full width. The grains are ``electrolyte`` (or, with tag_grains, sub-regions ``g
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import gmsh
 import numpy as np
@@ -34,6 +34,8 @@ class PolycrystalGeometry(PlanarGeometry):
     """The planar stack with a polycrystalline electrolyte layer at the interface: Voronoi grains
     (reproducible from ``seed``) separated by a grain-boundary phase of width gb_width (region
     ``gb``, materials.gb, kinetics.regions.gb where it touches the Li)."""
+
+    SUPPORTS_3D: ClassVar[bool] = False
 
     kind: Literal["polycrystal"] = "polycrystal"  # type: ignore[assignment]
     grain_size: Length = Field(

@@ -10,7 +10,7 @@ Curves are classified by the regions on their two sides, so steps and gaps need 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import gmsh
 from pydantic import Field, model_validator
@@ -39,6 +39,8 @@ class SeiHeterogeneousGeometry(PlanarGeometry):
     thickness > 0 is a sub-region of ``sei`` with its own cell tag (101, 102, ... in the order
     listed); where the SEI is absent the Li touches the electrolyte. The Li | SEI and
     Li | electrolyte contacts are all ``interface``; the SEI's top is ``sei_electrolyte``."""
+
+    SUPPORTS_3D: ClassVar[bool] = False
 
     kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
     patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches, left to right")
