@@ -18,13 +18,14 @@ from ecm_fem.geometry import (
     li_protrusion,
     planar,
     polycrystal,
+    rough_interface,
     sei_heterogeneous,
 )
 
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
 _FAMILIES = (planar, interfacial_void, sei_heterogeneous, li_protrusion, electrolyte_flaw,
-             polycrystal)
+             polycrystal, rough_interface)
 
 GEOMETRY_MODELS: dict[str, type] = {m.MODEL.model_fields["kind"].default: m.MODEL
                                     for m in _FAMILIES}
