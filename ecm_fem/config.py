@@ -680,8 +680,10 @@ def config_from_text(
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     for key, value in overrides or []:
         _set_path(data, key, value)
+    # files the config names (geometry.path) are relative to the folder of a config file
+    folder = Path(source).parent if Path(source).is_file() else None
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"config_dir": folder})
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, _key_lines(text), source)) from None
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ecm_fem.geometry import (
     electrolyte_flaw,
+    from_file,
     interfacial_void,
     li_protrusion,
     planar,
@@ -25,7 +26,7 @@ from ecm_fem.geometry import (
 Builder = Callable[[Any, float], None]  # (config section, model unit [m])
 
 _FAMILIES = (planar, interfacial_void, sei_heterogeneous, li_protrusion, electrolyte_flaw,
-             polycrystal, rough_interface)
+             polycrystal, rough_interface, from_file)
 
 GEOMETRY_MODELS: dict[str, type] = {m.MODEL.model_fields["kind"].default: m.MODEL
                                     for m in _FAMILIES}
