@@ -48,6 +48,17 @@ BOX_TOL = 1e-6  # a facet is on a bounding-box plane within this fraction of the
 DEGENERATE = 1e-10  # a cell with |measure| below this times (longest edge)^dim is degenerate
 
 
+def _owners(mapping: dict[str, list[int]], what: str) -> dict[int, str]:
+    """Tag value -> the name it is mapped to; a value mapped to two names is an error."""
+    owner: dict[int, str] = {}
+    for name, tags in mapping.items():
+        for t in tags:
+            if t in owner and owner[t] != name:
+                raise ValueError(f"tag value {t} is mapped to two {what} ({owner[t]}, {name})")
+            owner[t] = name
+    return owner
+
+
 @dataclass(frozen=True, eq=False)
 class RawMesh:
     """The linear cells of a file and their integer cell-data arrays, in file units."""
@@ -273,15 +284,10 @@ class FromFileGeometry(StrictModel):
         if "li" not in value or not any(r in value for r in ION_CONDUCTING):
             raise ValueError("needs li and at least one ion-conducting region (sei, "
                              "electrolyte, gb), e.g. {li: [1], electrolyte: [2]}")
-        owner: dict[int, str] = {}
         for region, tags in value.items():
             if not tags:
                 raise ValueError(f"{region}: no tag values")
-            for t in tags:
-                if t in owner and owner[t] != region:
-                    raise ValueError(f"tag value {t} is mapped to two regions ({owner[t]}, "
-                                     f"{region})")
-                owner[t] = region
+        owner = _owners(value, "regions")
         raw = _raw_of(info.data.get("path"))
         if raw is None or info.data.get("cell_data") is None:
             return value
@@ -303,13 +309,7 @@ class FromFileGeometry(StrictModel):
     @classmethod
     def _map_boundaries(cls, value: dict[str, list[int]], info: ValidationInfo
                         ) -> dict[str, list[int]]:
-        owner: dict[int, str] = {}
-        for facet, tags in value.items():
-            for t in tags:
-                if t in owner and owner[t] != facet:
-                    raise ValueError(f"tag value {t} is mapped to two facet names "
-                                     f"({owner[t]}, {facet})")
-                owner[t] = facet
+        _owners(value, "facet names")
         raw = _raw_of(info.data.get("path"))
         name = info.data.get("cell_data")
         if raw is None or name is None or not value:
