@@ -185,6 +185,15 @@ def facet_normals(msh: dmesh.Mesh, facets: np.ndarray, cells: np.ndarray) -> np.
     return normal
 
 
+def owned_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int) -> np.ndarray:
+    """The facets tagged ``tag`` that this rank owns, so that each is on exactly one rank (and
+    the facet-to-cell connectivity, which the callers need)."""
+    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
+    msh.topology.create_connectivity(fdim, tdim)
+    facets = facet_tags.find(tag)
+    return facets[facets < msh.topology.index_map(fdim).size_local]
+
+
 def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """For the boundary facets tagged ``tag``: the cell of each facet that this rank owns and
@@ -281,14 +290,10 @@ class InterfaceCurve:
         """The facets tagged ``tag`` on the boundary of ``msh`` (collective). ``li_inside``:
         the mesh is the Li side (normals point out of its cells), else the electrolyte side.
         The lateral sides of the cell (smallest and largest x) are symmetry lines."""
-        tdim, fdim = msh.topology.dim, msh.topology.dim - 1
         if msh.geometry.dim != 2:
-            raise NotImplementedError("interface curvature: 2D meshes only (3D geometries are "
-                                      "not built yet)")
-        msh.topology.create_connectivity(fdim, tdim)
-        f_to_c = msh.topology.connectivity(fdim, tdim)
-        facets = facet_tags.find(tag)
-        facets = facets[facets < msh.topology.index_map(fdim).size_local]
+            raise NotImplementedError("interface curvature: 2D meshes only")
+        facets = owned_facets(msh, facet_tags, tag)
+        f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
         cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
         normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
         ends = facet_end_points(msh, facets)

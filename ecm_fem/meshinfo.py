@@ -20,7 +20,7 @@ import dolfinx
 import numpy as np
 import ufl
 
-from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
+from ecm_fem.geometry.tags import CELL_NAMES, FACET_NAMES
 from ecm_fem.mesh import MeshData
 
 POOR_QUALITY = 0.2  # mean-ratio quality below which a cell counts as poorly shaped
@@ -65,31 +65,23 @@ class MeshReport:
         return "\n".join(lines)
 
 
-def _tag_names(md: MeshData) -> tuple[dict[int, str], dict[int, str]]:
-    cells = {v: k for k, v in CELL_TAGS.items()} | {t: k for k, (_, t) in md.subregions.items()}
-    return cells, {v: k for k, v in FACET_TAGS.items()}
-
-
-def _vertex_coordinates(msh: dolfinx.mesh.Mesh, dim: int, entities: np.ndarray) -> np.ndarray:
-    """(n, dim + 1, gdim) corner coordinates of the given entities of dimension ``dim``."""
-    nodes = dolfinx.mesh.entities_to_geometry(msh, dim, entities, False)
-    return msh.geometry.x[nodes[:, : dim + 1], : msh.geometry.dim]
+def _cell_names(md: MeshData) -> dict[int, str]:
+    return CELL_NAMES | {t: k for k, (_, t) in md.subregions.items()}
 
 
 def _shape(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shortest edge, longest edge and mean-ratio quality of simplices given by corners."""
+    """Shortest edge, longest edge and mean-ratio quality of simplices given by their
+    (n, d + 1, d) corners: 4 sqrt(3) A / sum l^2 for triangles, 12 (3 V)^(2/3) / sum l^2 for
+    tetrahedra."""
     k = corners.shape[1]
     edges = np.stack([np.linalg.norm(corners[:, i] - corners[:, j], axis=1)
                       for i in range(k) for j in range(i + 1, k)], axis=1)
     sq = (edges**2).sum(axis=1)
-    d = corners[:, 1:] - corners[:, :1]
-    if k == 3:  # triangle: 4 sqrt(3) A / sum l^2
-        area = 0.5 * np.abs(d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]) \
-            if corners.shape[2] == 2 else 0.5 * np.linalg.norm(np.cross(d[:, 0], d[:, 1]), axis=1)
-        quality = 4 * math.sqrt(3) * area / sq
-    else:  # tetrahedron: 12 (3 V)^(2/3) / sum l^2
-        volume = np.abs(np.linalg.det(d)) / 6
-        quality = 12 * (3 * volume) ** (2 / 3) / sq
+    measure = np.abs(np.linalg.det(corners[:, 1:] - corners[:, :1])) / math.factorial(k - 1)
+    if k == 3:
+        quality = 4 * math.sqrt(3) * measure / sq
+    else:
+        quality = 12 * (3 * measure) ** (2 / 3) / sq
     return edges.min(axis=1), edges.max(axis=1), quality
 
 
@@ -100,7 +92,7 @@ def report(md: MeshData) -> MeshReport:
     n_owned = msh.topology.index_map(tdim).size_local
     out = MeshReport(dim=tdim, cells=msh.topology.index_map(tdim).size_global,
                      vertices=msh.topology.index_map(0).size_global)
-    cell_names, facet_names = _tag_names(md)
+    cell_names = _cell_names(md)
 
     def measure(form) -> float:
         return comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(form)), op=MPI.SUM)
@@ -121,9 +113,11 @@ def report(md: MeshData) -> MeshReport:
     for tag in sorted(facet_values):
         count = comm.allreduce(int(np.count_nonzero(md.facet_tags.values[f_owned] == tag)))
         length = measure(one * ds(int(tag)) + one("+") * dS(int(tag)))
-        out.boundaries[facet_names.get(tag, f"tag_{tag}")] = (count, length)
+        out.boundaries[FACET_NAMES.get(tag, f"tag_{tag}")] = (count, length)
 
-    corners = _vertex_coordinates(msh, tdim, np.arange(n_owned, dtype=np.int32))
+    nodes = dolfinx.mesh.entities_to_geometry(msh, tdim, np.arange(n_owned, dtype=np.int32),
+                                              False)
+    corners = msh.geometry.x[nodes[:, : tdim + 1], : msh.geometry.dim]
     h_lo, h_hi, q = _shape(corners)
     big = np.inf
     out.h_min = comm.allreduce(float(h_lo.min()) if n_owned else big, op=MPI.MIN)
@@ -135,9 +129,9 @@ def report(md: MeshData) -> MeshReport:
 
 
 # ----------------------------------------------------------------------------- gathered mesh
-_MESHIO_TYPES = {("triangle", 3): "triangle", ("triangle", 6): "triangle6",
-                 ("tetrahedron", 4): "tetra", ("interval", 2): "line",
-                 ("interval", 3): "line3"}
+# (topological dimension, nodes per entity) -> meshio cell type
+_MESHIO_TYPES = {(1, 2): "line", (1, 3): "line3", (2, 3): "triangle", (2, 6): "triangle6",
+                 (3, 4): "tetra"}
 # DOLFINx -> VTK/meshio node order of the quadratic cells (vertices first, then edges)
 _PERMUTATION = {"triangle6": [0, 1, 2, 5, 3, 4], "line3": [0, 1, 2]}
 
@@ -153,12 +147,10 @@ class GatheredMesh:
 
 
 def _entity_type(tdim: int, n_nodes: int) -> str:
-    name = {1: "interval", 2: "triangle", 3: "tetrahedron"}[tdim]
-    key = (name, n_nodes)
-    if key not in _MESHIO_TYPES:
-        raise ValueError(f"export: {name} cells with {n_nodes} nodes are not supported "
+    if (tdim, n_nodes) not in _MESHIO_TYPES:
+        raise ValueError(f"export: {tdim}D cells with {n_nodes} nodes are not supported "
                          "(discretisation.mesh_order 1, or 2 in 2D)")
-    return _MESHIO_TYPES[key]
+    return _MESHIO_TYPES[tdim, n_nodes]
 
 
 def gather(md: MeshData) -> GatheredMesh | None:
@@ -245,7 +237,7 @@ def preview(md: MeshData, path: str | Path, window: tuple[float, ...] | None = N
     points = np.zeros((len(whole.points), 3))
     points[:, : whole.points.shape[1]] = whole.points * 1e6  # draw in micrometres
     grid = pv.UnstructuredGrid({vtk_type: cells}, points)
-    cell_names, _ = _tag_names(md)
+    cell_names = _cell_names(md)
     values = whole.cell_tags[0]
     present = sorted(set(values.tolist()))
     grid.cell_data["region"] = np.searchsorted(present, values)

@@ -47,6 +47,7 @@ from ecm_fem.mesh import (
     facet_end_points,
     facet_normals,
     owned_facet_cells,
+    owned_facets,
     region_field,
     x_extent,
 )
@@ -93,15 +94,11 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
                                                            np.ndarray]:
     """The global interface facet table of the parent mesh, and, for the locally owned
     interface facets, their Li cells (local indices) and their rows in the table."""
-    tdim, fdim = msh.topology.dim, msh.topology.dim - 1
     if msh.geometry.dim != 2:
-        raise NotImplementedError("mechanics growth band: 2D meshes only (3D geometries are "
-                                  "not built yet)")
-    msh.topology.create_connectivity(fdim, tdim)
-    f_to_c = msh.topology.connectivity(fdim, tdim)
-    n_owned = msh.topology.index_map(fdim).size_local
-    facets = facet_tags.find(FACET_TAGS["interface"])
-    facets = facets[facets < n_owned]
+        raise NotImplementedError("mechanics growth band: 2D meshes only (3D runs solve the "
+                                  "current distribution only)")
+    facets = owned_facets(msh, facet_tags, FACET_TAGS["interface"])
+    f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
     li_cells = np.empty(len(facets), dtype=np.int32)
     other_cells = np.empty(len(facets), dtype=np.int32)
     for k, f in enumerate(facets):

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from ecm_fem.geometry.params import StrictModel
-from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
+from ecm_fem.geometry.tags import CELL_NAMES, CELL_TAGS, FACET_TAGS, ION_CONDUCTING
 
 RegionName = Literal["li", "sei", "electrolyte", "gb"]
 FacetName = Literal["interface", "li_cc", "counter", "side", "void_surface", "crack_surface",
@@ -430,7 +430,6 @@ def assemble(raw: RawMesh, scale: float, cell_data: str,
     lower, upper = points.min(axis=0), points.max(axis=0)
     facets, adjacent = _facet_table(raw.cells)
 
-    name_of = {v: k for k, v in CELL_TAGS.items()}
     ion_ids = {CELL_TAGS[r] for r in ION_CONDUCTING}
     a = cell_region[adjacent[:, 0]]
     b = np.where(adjacent[:, 1] >= 0, cell_region[np.maximum(adjacent[:, 1], 0)], -1)
@@ -488,7 +487,7 @@ def assemble(raw: RawMesh, scale: float, cell_data: str,
 
     tagged = {n: _frozen(facets[names == n]) for n in FACET_TAGS if np.any(names == n)}
     if "interface" not in tagged:
-        have = ", ".join(sorted({name_of[int(r)] for r in np.unique(cell_region)}))
+        have = ", ".join(sorted({CELL_NAMES[int(r)] for r in np.unique(cell_region)}))
         raise ValueError(
             "no Li | electrolyte interface: no facet lies between a cell of geometry.regions.li "
             f"and an ion-conducting one (regions with cells: {have}); the Li and the "

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
 from ecm_fem.geometry.params import Identifier, Length, PlanarGeometry, StrictModel
-from ecm_fem.geometry.tags import CELL_TAGS, SUBREGION_TAG_START
+from ecm_fem.geometry.tags import CELL_NAMES, CELL_TAGS, SUBREGION_TAG_START
 
 
 class SeiPatch(StrictModel):
@@ -119,7 +119,7 @@ def build(g: SeiHeterogeneousGeometry, unit: float) -> None:
         region_of[s] = tag
 
     def region(tag: int) -> str:  # patches belong to sei
-        return next((n for n, t in CELL_TAGS.items() if t == tag), "sei")
+        return CELL_NAMES.get(tag, "sei")
 
     by_region: dict[str, list[int]] = {}
     for s, tag in region_of.items():
@@ -131,7 +131,7 @@ def build(g: SeiHeterogeneousGeometry, unit: float) -> None:
     by_tag: dict[int, list[int]] = {}
     for s, tag in region_of.items():
         by_tag.setdefault(tag, []).append(s)
-    names = {v: k for k, v in CELL_TAGS.items()} | {v: k for k, v in sub_tags.items()}
+    names = CELL_NAMES | {v: k for k, v in sub_tags.items()}
     for tag, ents in sorted(by_tag.items()):
         gmsh.model.addPhysicalGroup(2, ents, tag, name=names[tag])
     add_physical_groups({}, curves)

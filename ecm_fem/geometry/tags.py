@@ -12,5 +12,7 @@ FACET_TAGS: dict[str, int] = {
     "sei_electrolyte": 17,
     "gb_boundary": 18,
 }
+CELL_NAMES: dict[int, str] = {v: k for k, v in CELL_TAGS.items()}
+FACET_NAMES: dict[int, str] = {v: k for k, v in FACET_TAGS.items()}
 ION_CONDUCTING = ("sei", "electrolyte", "gb")
 SUBREGION_TAG_START = 101  # first cell tag of named sub-regions (SEI patches, grains)
