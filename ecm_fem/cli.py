@@ -1,4 +1,4 @@
-"""Command line: ``ecm-fem run|validate|mesh|sweep|stability|plot|schema|info|warm-cache``.
+"""Command line: ``ecm-fem run|validate|mesh|sweep|stability|init|plot|schema|info|warm-cache``.
 ``main(argv) -> int`` is testable in-process.
 
 Exit codes: 0 success, 1 unexpected error, 2 config error (bad YAML, unknown key, impossible
@@ -37,12 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a config; results go to output.dir")
-    r.add_argument("config", help="YAML config file")
+    r.add_argument("config", nargs="?", help="YAML config file (not with --restart)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set control.current_density=-5")
     r.add_argument("-o", "--output", help="output folder (overrides output.dir)")
     r.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder instead of moving it aside")
+    r.add_argument("--restart", metavar="DIR",
+                   help="continue the run in output folder DIR from its last checkpoint (on "
+                   "any number of ranks, with the config it was started with)")
 
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
@@ -76,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
                         "interface by finite elements: the neutral G_E/G_Li")
     stability.add_arguments(st)
 
+    from ecm_fem import starter
+
+    starter.add_arguments(sub.add_parser("init", help=starter.HELP))
+
     pl = sub.add_parser("plot", help="(re)make the PNG plots of a run folder")
     pl.add_argument("run_dir", help="output folder of a run")
 
@@ -99,9 +106,9 @@ def _setup_logging(rank: int, verbose: bool) -> None:
     logger.addHandler(handler)
 
 
-def _say(comm, message: str, stream=sys.stderr) -> None:
+def _say(comm, message: str, stream=None) -> None:
     if comm.rank == 0:
-        print(message, file=stream, flush=True)
+        print(message, file=stream or sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             from ecm_fem import stability
 
             return stability.main(args, comm)
+        if args.command == "init":
+            from ecm_fem import starter
+
+            return starter.main(args, comm)
         if args.command == "info":
             return _info(comm)
         if args.command == "warm-cache":
@@ -164,13 +175,26 @@ def _load(args):
 def _run(args, comm) -> int:
     from ecm_fem import simulation
     from ecm_fem.config import ConfigError
+    from ecm_fem.mesh import GeometryError
 
+    if args.restart:
+        if args.config or args.overrides or args.output or args.overwrite:
+            raise ConfigError("--restart DIR continues a run with the config in DIR: give "
+                              "no config file, --set, -o or --overwrite with it")
+        try:
+            simulation.restart(Path(args.restart), comm)
+        except simulation.RestartError as exc:
+            raise ConfigError(f"--restart {args.restart}: {exc}") from None
+        log.info("results: %s", args.restart)
+        return EXIT_OK
+    if not args.config:
+        raise ConfigError("ecm-fem run: give a config file (or --restart DIR)")
     config = _load(args)
     run_dir = Path(args.output or config.output.dir)
     try:
         simulation.run(config, run_dir, comm, overwrite=args.overwrite,
                        config_path=str(args.config))
-    except (ValueError, KeyError) as exc:  # a config that validates but cannot be built
+    except (ValueError, KeyError, GeometryError) as exc:  # validates but cannot be built
         raise ConfigError(str(exc).strip("'\"")) from None
     log.info("results: %s", run_dir)
     return EXIT_OK
@@ -186,7 +210,7 @@ def _validate(args, comm) -> int:
 def _mesh(args, comm) -> int:
     from ecm_fem import meshinfo
     from ecm_fem.config import ConfigError
-    from ecm_fem.mesh import generate
+    from ecm_fem.mesh import GeometryError, generate
 
     config = _load(args)
     window = None
@@ -199,7 +223,7 @@ def _mesh(args, comm) -> int:
             raise ConfigError(f"--window {args.window}: expected X0,X1,Y0,Y1 in metres")
     try:
         md = generate(config, comm, msh_path=args.msh)
-    except RuntimeError as exc:
+    except GeometryError as exc:
         raise ConfigError(str(exc)) from None
     rep = meshinfo.report(md)
     _say(comm, f"{args.config}: {config.geometry.kind} geometry\n{rep.format()}", sys.stdout)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Discriminator,
     Field,
     Tag,
@@ -28,6 +29,27 @@ from ecm_fem.materials import LIBRARY, PROPERTIES, Material, get_material
 
 class ConfigError(ValueError):
     """A config that cannot be run; the message names the key path, line and reason."""
+
+
+# ----------------------------------------------------------------------------- unit mistakes
+def _kelvin(value: float) -> float:
+    """A temperature [K] between 150 and 600 K; a value in degrees Celsius is named as such."""
+    if not 150 < value < 600:
+        hint = (f": is it given in degrees Celsius? ({value:g} C = {value + 273.15:g} K)"
+                if -273.15 < value <= 150 else "")
+        raise ValueError(f"{value:g} K is outside 150-600 K{hint}")
+    return value
+
+
+Temperature = Annotated[float, AfterValidator(_kelvin), Field(
+    json_schema_extra={"exclusiveMinimum": 150, "exclusiveMaximum": 600})]
+
+
+def _battery_current(value: float) -> float:
+    """An applied current density [A/m^2] of at most 1e5 A/m^2 (10 A/cm^2) in magnitude."""
+    if abs(value) > 1e5:
+        raise ValueError(f"|{value:g}| A/m^2 is beyond any battery current (is it mA/cm^2?)")
+    return value
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -231,7 +253,8 @@ class CurrentStep(StrictModel):
     """Hold ``current_density`` until time ``until``."""
 
     until: Annotated[float, Field(gt=0)] = Field(description="end of this step [s]")
-    current_density: float = Field(description="applied current density [A/m^2]")
+    current_density: Annotated[float, AfterValidator(_battery_current)] = Field(
+        description="applied current density [A/m^2]")
 
 
 class Cycling(StrictModel):
@@ -289,9 +312,7 @@ class Control(StrictModel):
     @field_validator("current_density")
     @classmethod
     def _current_range(cls, value: float) -> float:
-        if abs(value) > 1e5:
-            raise ValueError(f"|{value:g}| A/m^2 is beyond any battery current (is it mA/cm^2?)")
-        return value
+        return _battery_current(value)
 
     @field_validator("voltage")
     @classmethod
@@ -373,8 +394,7 @@ class NortonParameters(StrictModel):
     activation_energy: Annotated[float, Field(ge=0, le=1e6)] = Field(
         0.0, description="Q of the Arrhenius factor [J/mol] (0: none; about 37e3 for Li, LePage "
         "et al. 2019 [?])")
-    reference_temperature: Annotated[float, Field(gt=150, lt=600)] = Field(
-        298.15, description="temperature of edot0 [K]")
+    reference_temperature: Temperature = Field(298.15, description="temperature of edot0 [K]")
 
 
 class PlasticityParameters(StrictModel):
@@ -415,7 +435,10 @@ class Mechanics(StrictModel):
     creep: NortonParameters = Field(default_factory=NortonParameters)
     plasticity: PlasticityParameters = Field(default_factory=PlasticityParameters)
     stack_pressure: Annotated[float, Field(ge=0, le=1e9)] = Field(
-        1e6, description="stack pressure, a compressive normal traction on pressure_face [Pa]")
+        1e6, description="stack pressure, a compressive normal traction on pressure_face [Pa]; "
+        "0 or 1e3-1e9 Pa: solid-state cells are tested at 0.1-100 MPa (e.g. Kasemchainan et al., "
+        "Nat. Mater. 18 (2019) 1105; Doux et al., Adv. Energy Mater. 10 (2020) 1903253), so a "
+        "nonzero value below 1 kPa is a pressure given in MPa or kPa")
     pressure_face: Literal["li_cc", "counter"] = Field(
         "li_cc", description="face carrying the stack pressure; the opposite face is held")
     held_face: Literal["roller", "fixed"] = Field(
@@ -445,9 +468,10 @@ class Mechanics(StrictModel):
     @field_validator("stack_pressure")
     @classmethod
     def _pressure_unit(cls, value: float) -> float:
-        if 0 < value < 100:
-            raise ValueError(f"{value:g} Pa is a tiny stack pressure: is it given in MPa? "
-                             "(SI: 1 MPa = 1e6)")
+        if 0 < value < 1e3:
+            raise ValueError(f"{value:g} Pa is a tiny stack pressure (cells are tested at "
+                             "0.1-100 MPa): is it given in MPa? (SI: 1 MPa = 1e6; kPa: 1e3; "
+                             "0 for none)")
         return value
 
     @model_validator(mode="after")
@@ -492,13 +516,18 @@ class Output(StrictModel):
     fields_every: Annotated[int, Field(ge=0)] = Field(
         1, description="write ParaView fields every N steps (0: only the last)"
     )
+    checkpoint_every: Annotated[int, Field(ge=0)] = Field(
+        5, description="write a restart checkpoint (ecm-fem run --restart) every N steps and at "
+        "the end; with it, a copy of each field output for the restart to rewrite fields/ "
+        "(0: no checkpoints)"
+    )
 
 
 class RunConfig(StrictModel):
     """A whole ecm_fem run."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name")
-    temperature: Annotated[float, Field(gt=150, lt=600)] = Field(
+    temperature: Temperature = Field(
         298.15, description="temperature [K] (a value in Celsius is rejected by the range)"
     )
     geometry: Geometry = Field(default_factory=PlanarGeometry)
@@ -563,6 +592,16 @@ class RunConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _periodic_sides_of_a_file(self) -> RunConfig:
+        # checked here, before any output folder is touched; gmsh would fail on it
+        if (self.mechanics is not None and self.mechanics.sides == "periodic"
+                and self.geometry.kind == "from_file"):
+            raise ValueError("mechanics.sides: periodic needs the two lateral sides meshed node "
+                             "for node alike, and a from_file mesh cannot be re-meshed to match; "
+                             "use sides: symmetric")
+        return self
+
+    @model_validator(mode="after")
     def _stress_source(self) -> RunConfig:
         k = self.kinetics
         if k.stress_coupling == StressCoupling.none:
@@ -611,12 +650,48 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
     return lines
 
 
+def _duplicate_key(text: str) -> str | None:
+    """'key.path (line N): ...' for the first key given twice in one mapping (PyYAML would keep
+    the last value without a word), else None. ``text`` is valid YAML."""
+    visited: set[int] = set()
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> str | None:
+        if id(node) in visited:  # an alias
+            return None
+        visited.add(id(node))
+        children: list[tuple[tuple[str | int, ...], yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                name, line = str(key.value), key.start_mark.line + 1
+                if name in first:
+                    dotted = ".".join(str(p) for p in (*path, name))
+                    return (f"{dotted} (line {line}): duplicate key (first at line "
+                            f"{first[name]}); YAML would silently keep only the last value")
+                first[name] = line
+                children.append(((*path, name), value))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [((*path, i), item) for i, item in enumerate(node.value)]
+        for sub, child in children:
+            found = walk(child, sub)
+            if found:
+                return found
+        return None
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    return walk(root, ()) if root is not None else None
+
+
 def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
     out = [f"{source}: invalid config ({err.error_count()} problem(s))"]
     for e in err.errors():
         # drop the union tag pydantic inserts after 'geometry'
         path = tuple(p for k, p in enumerate(e["loc"])
                      if not (k == 1 and e["loc"][0] == "geometry" and p in GEOMETRY_KINDS))
+        if e["type"] == "union_tag_invalid":  # the geometry's kind selects its model
+            path = (*path, "kind")
         key = ".".join(str(p) for p in path) or "<top level>"
         line = None
         for n in range(len(path), -1, -1):
@@ -626,7 +701,8 @@ def _format_errors(err: ValidationError, lines: dict, source: str) -> str:
         where = f" (line {line})" if line else ""
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
-            msg = f"unknown geometry kind (known: {', '.join(GEOMETRY_KINDS)})"
+            msg = (f"unknown geometry kind (known: {', '.join(GEOMETRY_KINDS)}), not "
+                   f"'{e['ctx']['tag']}'")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `ecm-fem schema` lists the keys)"
         out.append(f"  {key}{where}: {msg}")
@@ -673,11 +749,18 @@ def config_from_text(
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:  # where the unfinished construct began: the likely mistake
+            problem += f" ({context} that starts at line {start.line + 1})"
         raise ConfigError(f"{source}: YAML syntax error{where}: {problem}") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{source}: the config is empty: expected a mapping of sections, e.g. "
+                          "'name: my_run' (an explicit {} runs the defaults)")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    duplicate = _duplicate_key(text)
+    if duplicate:
+        raise ConfigError(f"{source}: invalid config (1 problem(s))\n  {duplicate}")
     for key, value in overrides or []:
         _set_path(data, key, value)
     # files the config names (geometry.path) are relative to the folder of a config file

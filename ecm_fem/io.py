@@ -61,11 +61,11 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -121,12 +121,14 @@ class RunWriter:
         self._interface = _io.StringIO()
         csv.writer(self._interface).writerow(INTERFACE_COLUMNS)
         self._vtx: list[VTXWriter] = []
+        self.fields: dict[str, list[fem.Function]] = {}
 
     # -- ParaView
     def add_fields(self, name: str, functions: list[fem.Function]) -> None:
         """One VTX file per group of fields that share a function space."""
         path = self.dir / "fields" / f"{name}.bp"
         self._vtx.append(VTXWriter(self.comm, path, functions))
+        self.fields[name] = functions
 
     def write_fields(self, t: float) -> None:
         for w in self._vtx:
@@ -141,6 +143,21 @@ class RunWriter:
             w.writerow([repr(float(row["time"]))]
                        + [_cell(c, profile[c][k]) for c in INTERFACE_COLUMNS[1:]])
         if self.comm.rank == 0:
+            self._flush_tables()
+
+    def resume(self, history: list[dict[str, Any]], t: float) -> None:
+        """Continue a restarted run's tables: ``history`` (the rows up to time ``t``) and the
+        rows of the folder's interface.csv up to ``t``; later rows (written after the
+        checkpoint by the killed run) are dropped."""
+        self.history = [dict(row) for row in history]
+        if self.comm.rank == 0:
+            path = self.dir / "interface.csv"
+            lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+            self._interface = _io.StringIO()
+            csv.writer(self._interface).writerow(INTERFACE_COLUMNS)
+            for line in lines[1:]:
+                if float(line.split(",", 1)[0]) <= t:
+                    self._interface.write(line)
             self._flush_tables()
 
     def _flush_tables(self) -> None:
@@ -159,7 +176,7 @@ class RunWriter:
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.comm.rank == 0:
             write_atomic(self.dir / "summary.json",
-                         json.dumps(_json_safe(summary), indent=2, sort_keys=False) + "\n")
+                         json.dumps(json_safe(summary), indent=2, sort_keys=False) + "\n")
 
     def close(self) -> None:
         for w in self._vtx:

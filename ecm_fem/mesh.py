@@ -26,6 +26,10 @@ from ecm_fem.geometry._gmsh import MODEL_UNIT, match_side_meshes
 from ecm_fem.geometry.tags import CELL_TAGS, ION_CONDUCTING
 
 
+class GeometryError(RuntimeError):
+    """A validated geometry that gmsh cannot build; the message names the family."""
+
+
 @dataclass
 class Region:
     """A codim-0 submesh with its tags mapped from the parent mesh."""
@@ -85,7 +89,7 @@ def generate(config: RunConfig, comm: MPI.Comm = MPI.COMM_WORLD,
             gmsh.model.remove()
         if initialised_here:
             gmsh.finalize()
-        raise RuntimeError(error)
+        raise GeometryError(error)
     try:
         msh, cell_tags, facet_tags = _compat.model_to_mesh(gmsh.model, comm, 0, gdim=g.dim)
     finally:

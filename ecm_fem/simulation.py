@@ -24,10 +24,16 @@ from mpi4py import MPI
 import numpy as np
 
 from ecm_fem import __version__, plots, postprocess
+from ecm_fem.checkpoint import Checkpointer, LoopState, RestartError, read_index
 from ecm_fem.config import RunConfig, dump_config
 from ecm_fem.coupling import CoupledStep, StepResult
-from ecm_fem.io import HISTORY_COLUMNS, RunWriter, history_columns, prepare_run_dir
-from ecm_fem.mesh import generate
+from ecm_fem.io import (
+    HISTORY_COLUMNS,
+    RunWriter,
+    history_columns,
+    prepare_run_dir,
+)
+from ecm_fem.mesh import MeshData, generate
 from ecm_fem.monolithic import MonolithicStep
 from ecm_fem.problem import CurrentDistribution
 from ecm_fem.solid import StepSolid
@@ -74,24 +80,46 @@ def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolv
 
 
 def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
-        overwrite: bool = False, config_path: str | None = None) -> dict[str, Any]:
+        overwrite: bool = False, config_path: str | None = None,
+        restart: bool = False) -> dict[str, Any]:
     """Run ``config`` into ``run_dir`` and return the summary (also written to summary.json).
+    With ``restart`` continue the run in ``run_dir`` from its last checkpoint instead (see
+    ``restart``).
 
     Raises ``SolverError`` (after writing the last good state) when a step fails.
     """
     t0 = time.perf_counter()
-    moved = prepare_run_dir(run_dir, comm, overwrite)
-    file_log = _attach_log_file(run_dir / "run.log") if comm.rank == 0 else None
+    mesh_data = generate(config, comm)  # a geometry gmsh cannot build fails here, before the
+    mesh_time = time.perf_counter() - t0  # run folder (and the results in it) is touched
+    moved = None if restart else prepare_run_dir(run_dir, comm, overwrite)
+    file_log = _attach_log_file(run_dir / "run.log", append=restart) if comm.rank == 0 else None
     try:
-        return _run(config, run_dir, comm, moved, config_path, t0)
+        return _run(config, mesh_data, mesh_time, run_dir, comm, moved, config_path, t0,
+                    restart)
     finally:
         if file_log is not None:
             log.removeHandler(file_log)
             file_log.close()
 
 
-def _attach_log_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, mode="w")
+def restart(run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` (killed, or stopped by a failure) from its last
+    checkpoint, on any number of ranks, with the config it was started with (its
+    config.yaml). Raises ``RestartError`` when the folder cannot be continued."""
+    from ecm_fem.config import load_config
+
+    run_dir = Path(run_dir)
+    index = read_index(run_dir, comm)
+    config = load_config(run_dir / "config.yaml")
+    last = index["checkpoints"][-1]["time"]
+    if last >= config.time.t_end * (1 - 1e-12):
+        raise RestartError(f"{run_dir} is complete: its last checkpoint is at t_end = "
+                           f"{config.time.t_end:g} s")
+    return run(config, run_dir, comm, config_path=str(run_dir / "config.yaml"), restart=True)
+
+
+def _attach_log_file(path: Path, append: bool = False) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="a" if append else "w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
     log.addHandler(handler)
@@ -100,18 +128,16 @@ def _attach_log_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
-         config_path: str | None, t0: float) -> dict[str, Any]:
-    timings: dict[str, float] = {}
+def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path,
+         comm: MPI.Comm, moved: Path | None, config_path: str | None, t0: float,
+         restart: bool) -> dict[str, Any]:
+    timings: dict[str, float] = {"mesh": mesh_time}
     if moved:
         log.info("earlier results in %s were moved to %s", run_dir, moved)
     vers = versions()
     log.info("ecm_fem %s | dolfinx %s | petsc %s | gmsh %s | %d rank(s)",
              vers["ecm_fem"], vers["dolfinx"], vers["petsc"], vers["gmsh"], comm.size)
 
-    t = time.perf_counter()
-    mesh_data = generate(config, comm)
-    timings["mesh"] = time.perf_counter() - t
     n_cells = mesh_data.mesh.topology.index_map(mesh_data.mesh.topology.dim).size_global
     log.info("mesh: %d cells (%s, %.2f s)", n_cells, config.geometry.kind, timings["mesh"])
 
@@ -134,14 +160,22 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
              timings["setup"])
 
     writer = RunWriter(run_dir, comm, history_columns(config)[len(HISTORY_COLUMNS):])
-    writer.write_text("config.yaml", dump_config(config))
+    if not restart:
+        writer.write_text("config.yaml", dump_config(config))
     j_field = postprocess.CurrentDensityField(problem)
     writer.add_fields("phi", [problem.phi])
     writer.add_fields("current_density", [j_field.function])
     if solid is not None:
         solid.add_fields(writer)
 
+    def write_fields(t_out: float) -> None:
+        j_field.update()
+        writer.write_fields(t_out)
+
     every = config.output.fields_every
+    checkpoint_every = config.output.checkpoint_every
+    checkpoints = Checkpointer(run_dir, mesh_data, problem, solid, stepper, writer.fields) \
+        if checkpoint_every else None
     converged = True
     failure = ""
     t_solve = 0.0
@@ -153,6 +187,22 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
     problem.set_time(min(dt, t_end))
     problem.initial_guess()
     stepper.initial_state()
+    if restart:
+        if checkpoints is None:
+            raise RestartError("output.checkpoint_every is 0 in the run's config.yaml: the run "
+                               "wrote no checkpoints")
+        t = time.perf_counter()
+        index = read_index(run_dir, comm)
+        entry = checkpoints.restart_from(index, writer.write_fields)
+        t_now, step, successes, dt = (entry["time"], entry["step"], entry["successes"],
+                                      entry["next_dt"])
+        if index["field_times"] and index["field_times"][-1] == t_now:
+            last_written = t_now
+        writer.resume(index["history"], t_now)
+        timings["restart"] = time.perf_counter() - t
+        log.info("restart %d: continuing from the checkpoint of step %d (t = %g s), restored "
+                 "and fields rewritten in %.2f s", checkpoints.restarts, step, t_now,
+                 timings["restart"])
     while True:
         if t_end == 0:
             t_try, dt_try = 0.0, 0.0
@@ -195,18 +245,21 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         writer.add_step(row, profile)
         done = t_end == 0 or t_now >= t_end * (1 - 1e-12)
         if (every and step % every == 0) or done:
-            j_field.update()
-            writer.write_fields(t_now)
+            write_fields(t_now)
             last_written = t_now
+            if checkpoints is not None:
+                checkpoints.save_fields(t_now, writer.history)
         log.info("step %4d  t = %-10.4g dt = %-9.3g newton %2d  krylov %4d  V_we = %+.6e V  "
                  "focusing = %.4f%s", step, t_now, dt_try, ec_rep.newton_its, ec_rep.krylov_its,
                  scalars["V_we"], scalars["focusing_factor"], mech_text)
+        if not done:
+            dt = _next_step(config, dt_try, dt, result, successes)
+        if checkpoints is not None and (step % checkpoint_every == 0 or done):
+            checkpoints.save_state(LoopState(step, t_now, dt, successes), writer.history)
         if done:
             break
-        dt = _next_step(config, dt_try, dt, result, successes)
     if not converged and step and last_written != t_now:
-        j_field.update()  # the unknowns hold the last accepted state
-        writer.write_fields(t_now)
+        write_fields(t_now)  # the unknowns hold the last accepted state
     writer.close()
     stepper.destroy()
     solver.destroy()
@@ -220,6 +273,7 @@ def _run(config: RunConfig, run_dir: Path, comm: MPI.Comm, moved: Path | None,
         "converged": converged,
         "failure": failure or None,
         "steps": step,
+        "restarts": checkpoints.restarts if checkpoints is not None else 0,
         "versions": vers,
         "ranks": comm.size,
         "dofs": dofs,

@@ -878,9 +878,9 @@ def run_sweep(spec: SweepSpec, comm: MPI.Comm | None = None, overwrite: bool = F
             "rows": rows,
             **({"run_rows": run_rows} if crit is not None else {}),
         }
-        from ecm_fem.io import _json_safe, write_atomic
+        from ecm_fem.io import json_safe, write_atomic
 
-        write_atomic(out_dir / "sweep.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+        write_atomic(out_dir / "sweep.json", json.dumps(json_safe(summary), indent=2) + "\n")
         try:
             plot_sweep(out_dir, rows, keys, quantity, run_rows if crit else None, crit)
         except Exception as exc:  # a figure is never worth a failed sweep

@@ -69,6 +69,10 @@ def _check_outputs(run_dir: Path) -> dict:
     for png in ("history.png", "interface.png"):
         head = (run_dir / "plots" / png).read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n", png
+    index = json.loads((run_dir / "checkpoint" / "index.json").read_text())
+    assert index["checkpoints"][-1]["step"] == len(hist) and index["field_times"]
+    assert [row["step"] for row in index["history"]] == [int(r["step"]) for r in hist]
+    assert (run_dir / "checkpoint" / index["state"] / "md.idx").stat().st_size > 0
     return summary
 
 

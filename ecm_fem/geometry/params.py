@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
@@ -16,7 +16,21 @@ class StrictModel(BaseModel):
 
 
 Positive = Annotated[float, Field(gt=0)]
-Length = Annotated[float, Field(gt=0, le=1.0)]  # anything above 1 m is a unit mistake here
+LARGEST_LENGTH = 1e-2  # [m] the largest length of a cell here (microstructures: um to mm)
+
+
+def _metres(value: float) -> float:
+    """A length [m] of at most 1 cm: beyond, it is a length given in micrometres (or mm), which
+    would otherwise ask gmsh for a mesh of a cell metres across at micrometre resolution."""
+    if value > LARGEST_LENGTH:
+        raise ValueError(f"{value:g} m is larger than any cell modelled here ({LARGEST_LENGTH:g} "
+                         "m at most): is it given in micrometres or millimetres? (SI: "
+                         f"{value:g} um = {value * 1e-6:g} m, {value:g} mm = {value * 1e-3:g} m)")
+    return value
+
+
+Length = Annotated[float, Field(gt=0, json_schema_extra={"maximum": LARGEST_LENGTH}),
+                   AfterValidator(_metres)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
