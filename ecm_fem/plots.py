@@ -1,7 +1,8 @@
 """The figures a user looks at first, made from a run folder's tables (so ``ecm-fem plot DIR``
 can remake them at any time): ``plots/history.png`` (V_we, V_cell and the applied current over
-time; focusing factor over time) and ``plots/interface.png`` (i_n and eta along the interface at
-up to five output times). Matplotlib with the Agg backend: no display needed.
+time; focusing factor over time) and ``plots/interface.png`` (i_n, eta and, with mechanics, the
+Li pressure and the electrolyte's normal stress along the interface at up to five output
+times). Matplotlib with the Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -74,18 +75,29 @@ def make_plots(run_dir: str | Path) -> list[Path]:
     if profiles:
         times = np.unique(profiles["time"])
         chosen = times[np.unique(np.linspace(0, len(times) - 1, MAX_PROFILES).round().astype(int))]
-        fig, (ax_i, ax_e) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, layout="constrained")
+        stresses = "p_li" in profiles and bool(np.isfinite(profiles["p_li"]).any())
+        fig, axes = plt.subplots(3 if stresses else 2, 1, figsize=(7, 8.5 if stresses else 6),
+                                 sharex=True, layout="constrained")
+        ax_i, ax_e = axes[:2]
         for time in chosen:
             sel = profiles["time"] == time
             order = np.argsort(profiles["x"][sel], kind="stable")
             x = 1e6 * profiles["x"][sel][order]
-            ax_i.plot(x, profiles["i_n"][sel][order], ".-", ms=3, label=f"t = {time:g} s")
+            line, = ax_i.plot(x, profiles["i_n"][sel][order], ".-", ms=3, label=f"t = {time:g} s")
             ax_e.plot(x, 1e3 * profiles["eta"][sel][order], ".-", ms=3)
+            if stresses:
+                axes[2].plot(x, 1e-6 * profiles["p_li"][sel][order], ".-", ms=3,
+                             color=line.get_color())
+                axes[2].plot(x, -1e-6 * profiles["sigma_nn_electrolyte"][sel][order], ":",
+                             color=line.get_color())
+        if stresses:
+            axes[2].set_ylabel("p_Li (solid), -sigma_nn electrolyte\n(dotted) [MPa]")
+            axes[2].axhline(0.0, color="0.7", lw=0.8)
         ax_i.set_ylabel("i_n [A/m$^2$] (anodic +)")
         ax_i.axhline(0.0, color="0.7", lw=0.8)
         ax_i.legend(loc="best", fontsize="small")
         ax_e.set_ylabel("eta = V_we - phi - U_mech [mV]")
-        ax_e.set_xlabel("x along the interface [um]")
+        axes[-1].set_xlabel("x along the interface [um]")
         fig.suptitle(f"{run_dir.name}: interface profiles")
         written.append(_save(fig, out / "interface.png"))
         plt.close(fig)
