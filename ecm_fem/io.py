@@ -3,6 +3,7 @@
     <dir>/config.yaml  resolved config        <dir>/history.csv   scalars per step
     <dir>/interface.csv  interface profiles   <dir>/summary.json  final scalars, versions, ...
     <dir>/fields/*.bp    ParaView (VTX)       <dir>/run.log       the log
+    <dir>/open_in_paraview.py  opens the fields in ParaView (pvpython or the GUI's Python shell)
 
 Small files are written atomically (temporary name, then rename) by rank 0, so a killed run never
 leaves a half-written file. An existing run folder is moved aside to ``<dir>.<timestamp>``
@@ -59,6 +60,14 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+PARAVIEW_SCRIPT = Path(__file__).with_name("open_in_paraview.py")
+
+
+def install_paraview_script(run_dir: Path) -> None:
+    """Copy the standalone ParaView script into the run folder (call on one rank)."""
+    write_atomic(Path(run_dir) / PARAVIEW_SCRIPT.name, PARAVIEW_SCRIPT.read_text())
 
 
 def json_safe(value: Any) -> Any:

@@ -31,6 +31,7 @@ from ecm_fem.io import (
     HISTORY_COLUMNS,
     RunWriter,
     history_columns,
+    install_paraview_script,
     prepare_run_dir,
 )
 from ecm_fem.mesh import MeshData, generate
@@ -162,6 +163,8 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     writer = RunWriter(run_dir, comm, history_columns(config)[len(HISTORY_COLUMNS):])
     if not restart:
         writer.write_text("config.yaml", dump_config(config))
+    if comm.rank == 0:
+        install_paraview_script(run_dir)
     j_field = postprocess.CurrentDensityField(problem)
     writer.add_fields("phi", [problem.phi])
     writer.add_fields("current_density", [j_field.function])

@@ -69,6 +69,7 @@ def _check_outputs(run_dir: Path) -> dict:
     for png in ("history.png", "interface.png"):
         head = (run_dir / "plots" / png).read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n", png
+    compile((run_dir / "open_in_paraview.py").read_text(), "open_in_paraview.py", "exec")
     index = json.loads((run_dir / "checkpoint" / "index.json").read_text())
     assert index["checkpoints"][-1]["step"] == len(hist) and index["field_times"]
     assert [row["step"] for row in index["history"]] == [int(r["step"]) for r in hist]
