@@ -158,7 +158,7 @@ class RunWriter:
         """Continue a restarted run's tables: ``history`` (the rows up to time ``t``) and the
         rows of the folder's interface.csv up to ``t``; later rows (written after the
         checkpoint by the killed run) are dropped."""
-        self.history = [dict(row) for row in history]
+        self.history = [dict(row) for row in history if row["time"] <= t]
         if self.comm.rank == 0:
             path = self.dir / "interface.csv"
             lines = path.read_text().splitlines(keepends=True) if path.exists() else []

@@ -27,14 +27,17 @@ FLAW = ["configs/electrolyte_flaw_li_llzo.yaml",
         "--set", "kinetics.stress_coupling=normal_traction", "--set", "time.dt=2.5",
         "--set", "time.adaptive=false", "--set", "output.fields_every=2"]
 CASES = {
-    # (extra settings, checkpoint step at the kill, ranks of the restart)
-    "staggered-norton": (["--set", "time.t_end=20", "--set", "output.checkpoint_every=3"], 3, 3),
+    # (extra settings, field outputs before the kill, checkpoint step at the kill, ranks of the
+    # restart); the staggered case is killed after the field output of step 4, past its state
+    # checkpoint of step 3, so the restart must drop what the killed run wrote after it
+    "staggered-norton": (["--set", "time.t_end=20", "--set", "output.checkpoint_every=3"],
+                         2, 3, 3),
     "monolithic-film": (["--set", "time.t_end=10", "--set", "output.checkpoint_every=2",
                          "--set", "mechanics.coupling.scheme=monolithic",
                          "--set", "mechanics.li_law=elastic",
                          "--set", "kinetics.sei_film.thickness=50e-9",
                          "--set", "geometry.interface_mesh_size=0.5e-6",
-                         "--set", "geometry.mesh_size=4e-6"], 2, 1),
+                         "--set", "geometry.mesh_size=4e-6"], 1, 2, 1),
 }
 
 
@@ -49,9 +52,10 @@ def _bp_times(path: Path) -> list[float]:
         return [float(t) for t in reader.read("step", step_selection=[0, reader.num_steps()])]
 
 
-def _kill_after_checkpoint(args: list[str], run_dir: Path, nprocs: int) -> dict:
-    """Start the flaw run under mpirun and send SIGTERM once its first state checkpoint is
-    complete; return the checkpoint index it left."""
+def _kill_after_checkpoint(args: list[str], run_dir: Path, nprocs: int, field_outputs: int
+                           ) -> dict:
+    """Start the flaw run under mpirun and send SIGTERM once its first state checkpoint and
+    ``field_outputs`` field outputs are complete; return the checkpoint index it left."""
     cmd = ["mpirun", "-n", str(nprocs), "--oversubscribe", sys.executable, "-m", "ecm_fem.cli",
            "run", *args, "-o", str(run_dir)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_clean_env(), stdout=subprocess.PIPE,
@@ -60,8 +64,10 @@ def _kill_after_checkpoint(args: list[str], run_dir: Path, nprocs: int) -> dict:
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if index_path.exists() and json.loads(index_path.read_text())["checkpoints"]:
-                break
+            if index_path.exists():
+                index = json.loads(index_path.read_text())
+                if index["checkpoints"] and len(index["field_times"]) >= field_outputs:
+                    break
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
@@ -74,16 +80,19 @@ def _kill_after_checkpoint(args: list[str], run_dir: Path, nprocs: int) -> dict:
 
 @pytest.mark.parametrize("case", CASES)
 def test_killed_run_restarts_on_another_rank_count(tmp_path, case):
-    extra, checkpoint_step, restart_ranks = CASES[case]
+    extra, field_outputs, checkpoint_step, restart_ranks = CASES[case]
     args = FLAW + extra
     reference = tmp_path / "uninterrupted"
     out = run_cli(["run", *args, "-o", str(reference)], nprocs=2)
     assert out.returncode == 0, out.stdout + out.stderr
 
     killed = tmp_path / "killed"
-    index = _kill_after_checkpoint(args, killed, nprocs=2)
+    index = _kill_after_checkpoint(args, killed, nprocs=2, field_outputs=field_outputs)
     step = index["checkpoints"][-1]["step"]
     assert step == checkpoint_step, index["checkpoints"]
+    if case == "staggered-norton":  # the killed run got past its checkpoint
+        assert index["field_times"][-1] > index["checkpoints"][-1]["time"]
+        assert len(index["history"]) > step
 
     out = run_cli(["run", "--restart", str(killed)], nprocs=restart_ranks)
     assert out.returncode == 0, out.stdout + out.stderr
