@@ -39,6 +39,7 @@ import numpy as np
 from dolfinx import fem
 
 from ecm_fem.io import write_atomic
+from ecm_fem.postprocess import real_value
 
 if TYPE_CHECKING:
     from ecm_fem.coupling import CoupledStep
@@ -148,7 +149,7 @@ class Checkpointer:
         return functions
 
     def _scalars(self) -> dict[str, Any]:
-        scalars: dict[str, Any] = {"V_we": _real_value(self.ec.V_we)}
+        scalars: dict[str, Any] = {"V_we": real_value(self.ec.V_we)}
         growth_currents = getattr(self.stepper, "j", None)
         if growth_currents is not None:
             scalars["growth_currents"] = [float(v) for v in growth_currents]
@@ -272,12 +273,6 @@ class Checkpointer:
                 f"the mesh built from the run's config.yaml ({int(now_cells)} cells) is not the "
                 f"mesh of the checkpoint ({int(cells)} cells, or other vertices): was the "
                 "run folder's config.yaml edited, or is this another gmsh version?")
-
-
-def _real_value(f: fem.Function) -> float:
-    """The value of a function on a Real space (rank 0's copy, which owns the dof)."""
-    value = float(f.x.array[0]) if len(f.x.array) else math.nan
-    return f.function_space.mesh.comm.bcast(value, root=0)
 
 
 def _plain(value: Any) -> Any:

@@ -82,21 +82,22 @@ def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolv
 
 def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
         overwrite: bool = False, config_path: str | None = None,
-        restart: bool = False) -> dict[str, Any]:
+        restart_index: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``config`` into ``run_dir`` and return the summary (also written to summary.json).
-    With ``restart`` continue the run in ``run_dir`` from its last checkpoint instead (see
-    ``restart``).
+    With ``restart_index`` (the folder's checkpoint index) continue the run in ``run_dir`` from
+    its last checkpoint instead (see ``restart``).
 
     Raises ``SolverError`` (after writing the last good state) when a step fails.
     """
     t0 = time.perf_counter()
     mesh_data = generate(config, comm)  # a geometry gmsh cannot build fails here, before the
     mesh_time = time.perf_counter() - t0  # run folder (and the results in it) is touched
-    moved = None if restart else prepare_run_dir(run_dir, comm, overwrite)
-    file_log = _attach_log_file(run_dir / "run.log", append=restart) if comm.rank == 0 else None
+    restarting = restart_index is not None
+    moved = None if restarting else prepare_run_dir(run_dir, comm, overwrite)
+    file_log = _attach_log_file(run_dir / "run.log", append=restarting) if comm.rank == 0 else None
     try:
         return _run(config, mesh_data, mesh_time, run_dir, comm, moved, config_path, t0,
-                    restart)
+                    restart_index)
     finally:
         if file_log is not None:
             log.removeHandler(file_log)
@@ -116,7 +117,8 @@ def restart(run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
     if last >= config.time.t_end * (1 - 1e-12):
         raise RestartError(f"{run_dir} is complete: its last checkpoint is at t_end = "
                            f"{config.time.t_end:g} s")
-    return run(config, run_dir, comm, config_path=str(run_dir / "config.yaml"), restart=True)
+    return run(config, run_dir, comm, config_path=str(run_dir / "config.yaml"),
+               restart_index=index)
 
 
 def _attach_log_file(path: Path, append: bool = False) -> logging.Handler:
@@ -131,7 +133,7 @@ def _attach_log_file(path: Path, append: bool = False) -> logging.Handler:
 
 def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path,
          comm: MPI.Comm, moved: Path | None, config_path: str | None, t0: float,
-         restart: bool) -> dict[str, Any]:
+         restart_index: dict[str, Any] | None) -> dict[str, Any]:
     timings: dict[str, float] = {"mesh": mesh_time}
     if moved:
         log.info("earlier results in %s were moved to %s", run_dir, moved)
@@ -161,7 +163,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
              timings["setup"])
 
     writer = RunWriter(run_dir, comm, history_columns(config)[len(HISTORY_COLUMNS):])
-    if not restart:
+    if restart_index is None:
         writer.write_text("config.yaml", dump_config(config))
     if comm.rank == 0:
         install_paraview_script(run_dir)
@@ -190,12 +192,12 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     problem.set_time(min(dt, t_end))
     problem.initial_guess()
     stepper.initial_state()
-    if restart:
+    if restart_index is not None:
         if checkpoints is None:
             raise RestartError("output.checkpoint_every is 0 in the run's config.yaml: the run "
                                "wrote no checkpoints")
         t = time.perf_counter()
-        index = read_index(run_dir, comm)
+        index = restart_index
         entry = checkpoints.restart_from(index, writer.write_fields)
         t_now, step, successes, dt = (entry["time"], entry["step"], entry["successes"],
                                       entry["next_dt"])
