@@ -472,9 +472,10 @@ def test_newton_converges_quadratically(law):
             print(f"\n{law.name} dt = {dt:g} s, load x {factor:g}: |r|/|f| =",
                   " ".join(f"{r / scale:.2e}" for r in hist))
         if len(hist) > 2:
-            # plasticity is not smooth: quadrature points still switch between elastic and
-            # plastic until about 1e-3 (seen at -n 3: 8.7e-3 -> 9.1e-4 while points yielded,
-            # then 2.2e-6 -> 9.8e-12), and Newton is quadratic once the plastic set is fixed
+            # plasticity is not smooth: quadrature points switch between elastic and plastic
+            # while |r| is large (load x 1: 0.50 0.28 0.93 1.00 0.52 0.14 0.021 1.5e-3 6.1e-6
+            # 1.2e-10, the same on 1 and 3 ranks), and Newton is quadratic once the plastic set
+            # is fixed
             asymptotic = 1e-3 if law.name == "plasticity" else 1e-2
             assert_quadratic(hist, scale, atol, asymptotic=asymptotic)
         assert len(hist) <= 12
@@ -561,6 +562,26 @@ def test_plasticity_uniaxial_yield_and_hardening():
     assert p[-1] == pytest.approx(p[-2], rel=1e-12)
     # the post-yield slope
     assert (sig[5] - sig[4]) / (strains[5] - strains[4]) == pytest.approx(slope, rel=1e-7)
+
+
+def test_point_on_the_yield_surface_is_elastic_up_to_the_tolerance():
+    """Pure shear with q_tr = sigma_y (1 + delta): a point that ended the last step on the yield
+    surface (|delta| ~ 1e-9 after Newton) is elastic, tangent and all, whatever the round-off;
+    beyond creep.YIELD_TOLERANCE it yields and lands on the surface."""
+    law = creep.VonMisesPlasticity(YIELD_LI, 20e6)
+    mu = E_LI / (2 * (1 + NU_LI))
+    lmbda = E_LI * NU_LI / ((1 + NU_LI) * (1 - 2 * NU_LI))
+    deltas = np.array([-1e-9, 0.0, 1e-9, 0.5 * creep.YIELD_TOLERANCE, 1e-6, 1e-2])
+    gamma = YIELD_LI * (1 + deltas) / (2 * np.sqrt(3) * mu)  # q = sqrt(3) 2 mu eps_xy
+    strain = np.zeros((deltas.size, 3, 3))
+    strain[:, 0, 1] = strain[:, 1, 0] = gamma
+    res = creep.return_mapping(law, strain, np.zeros_like(strain), np.zeros(deltas.size), 0.0,
+                               lmbda, mu)
+    elastic = deltas <= creep.YIELD_TOLERANCE
+    assert np.all(res.c_dev[elastic] == 0) and np.all(res.p[elastic] == 0)
+    assert np.all(res.c_dev[~elastic] > 0) and np.all(res.p[~elastic] > 0)
+    q = np.sqrt(3) * np.abs(res.stress[:, 0, 1])
+    assert q[~elastic] == pytest.approx(YIELD_LI + 20e6 * res.p[~elastic], rel=1e-12)
 
 
 @pytest.mark.mpi

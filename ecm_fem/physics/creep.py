@@ -54,6 +54,12 @@ from ecm_fem.constants import GAS_CONSTANT, T_REFERENCE
 from ecm_fem.physics.mechanics import deviatoric, hooke, lame_parameters
 
 LAWS = ("elastic", "norton", "plasticity")
+# A point yields when q_tr - sigma_y exceeds this fraction of sigma_y. Points that yielded in the
+# last step start the next one on the yield surface, where f = 0 up to the Newton tolerance (f /
+# sigma_y ~ 1e-9 at |r| ~ 1e-13 |f_ext| for Li); with a strict f > 0, round-off decided their
+# tangent (elastic or plastic) in the step's first Newton iteration, and runs with the same input
+# followed different Newton paths. A stress this far outside the surface is within the tolerance.
+YIELD_TOLERANCE = 1e-8
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,7 @@ def return_mapping(law: Law, strain: np.ndarray, creep_strain_n: np.ndarray, p_n
     elif isinstance(law, VonMisesPlasticity):
         H = law.hardening
         f = q_tr - (law.yield_stress + H * p_n)
-        yielding = f > 0
+        yielding = f > YIELD_TOLERANCE * law.yield_stress
         dp = np.where(yielding, f, 0.0) / (3.0 * mu + H)
         z[yielding] = 3.0 * mu * dp[yielding] / q_tr[yielding]
         y = 1.0 - z
