@@ -37,7 +37,7 @@ MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
                      "newton_its_mech", "krylov_its_mech", "coupling_its"]
 INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",
                      "sigma_nn_li", "p_li", "tau_nn_li", "sigma_nn_electrolyte", "p_electrolyte",
-                     "tau_nn_electrolyte", "curvature", "region"]
+                     "tau_nn_electrolyte", "curvature", "s", "region"]
 
 
 def history_columns(config: RunConfig) -> list[str]:

@@ -287,6 +287,42 @@ class InterfaceCurve:
             else np.zeros(0)
         self.midpoints = midpoints
         self.lengths = lengths
+        self.facet_arc_length = self._walk(facet_vertices)
+
+    def _walk(self, facet_vertices: np.ndarray) -> np.ndarray:
+        """(n, 2) arc length s [m] at the two ends of every facet: walking the curve's pieces
+        from the end with the smallest (x, y), each piece started from its end of smallest
+        (x, y) among the ones not yet reached, with the straight distance from the previous
+        piece's last vertex added (so s = x - min x on a flat interface with gaps, and the
+        walls of a flaw or a void add their length). At a junction the walk takes the first
+        facet not yet walked; the others start new pieces."""
+        n = len(facet_vertices)
+        s_ends = np.zeros((n, 2))
+        if not n:
+            return s_ends
+        incident: dict[int, list[int]] = {}
+        for f, (a, b) in enumerate(facet_vertices):
+            incident.setdefault(int(a), []).append(f)
+            incident.setdefault(int(b), []).append(f)
+        degree = {v: len(fs) for v, fs in incident.items()}
+        walked = np.zeros(n, dtype=bool)
+        by_position = sorted(incident, key=lambda v: (degree[v] != 1, *self.vertices[v]))
+        s, last = 0.0, None
+        while not walked.all():
+            v = next(v for v in by_position if not all(walked[incident[v]]))
+            if last is not None:
+                s += float(np.linalg.norm(self.vertices[v] - self.vertices[last]))
+            while True:
+                f = next((f for f in incident[v] if not walked[f]), None)
+                if f is None:
+                    break
+                walked[f] = True
+                first = 0 if facet_vertices[f, 0] == v else 1
+                s_ends[f, first], s_ends[f, 1 - first] = s, s + self.lengths[f]
+                s += self.lengths[f]
+                v = int(facet_vertices[f, 1 - first])
+            last = v
+        return s_ends
 
     @classmethod
     def of_boundary(cls, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
@@ -305,6 +341,22 @@ class InterfaceCurve:
         normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
         order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
         return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh))
+
+    def arc_length(self, points: np.ndarray) -> np.ndarray:
+        """Arc length s [m] (see ``_walk``) at ``points`` (n, 2) on the interface, linear
+        along the facet nearest to each point."""
+        points = np.asarray(points, dtype=float).reshape(-1, 2)
+        if not len(self.lengths):
+            return np.full(len(points), np.nan)
+        a, d = self.ends[:, 0], self.ends[:, 1] - self.ends[:, 0]
+        dd = np.einsum("ij,ij->i", d, d)
+        out = np.empty(len(points))
+        for k, x in enumerate(points):  # a few hundred facets, a few thousand points
+            t = np.clip(np.einsum("ij,ij->i", x - a, d) / dd, 0.0, 1.0)
+            f = int(np.argmin(np.linalg.norm(a + t[:, None] * d - x, axis=1)))
+            out[k] = self.facet_arc_length[f, 0] + t[f] * (self.facet_arc_length[f, 1]
+                                                          - self.facet_arc_length[f, 0])
+        return out
 
     def at(self, points: np.ndarray) -> np.ndarray:
         """Curvature [1/m] at ``points`` (n, 2) on the interface: the vertex value at a vertex,

@@ -1,8 +1,10 @@
 """The figures a user looks at first, made from a run folder's tables (so ``ecm-fem plot DIR``
 can remake them at any time): ``plots/history.png`` (V_we, V_cell and the applied current over
-time; focusing factor over time) and ``plots/interface.png`` (i_n, eta and, with mechanics, the
-Li pressure and the electrolyte's normal stress along the interface at up to five output
-times). Matplotlib with the Agg backend: no display needed.
+time; focusing factor over time), ``plots/interface.png`` (i_n, eta and, with mechanics, the
+Li pressure and the electrolyte's normal stress along the interface, against the arc length in
+2D, at up to five output times) and ``plots/fields.png`` (phi, |i| and the von Mises stress at
+the last output time, from the VTX files: ``snapshot.py``). Matplotlib with the Agg backend: no
+display needed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from ecm_fem.snapshot import SnapshotError, field_figure
 
 MAX_PROFILES = 5
 
@@ -76,13 +80,15 @@ def make_plots(run_dir: str | Path) -> list[Path]:
         times = np.unique(profiles["time"])
         chosen = times[np.unique(np.linspace(0, len(times) - 1, MAX_PROFILES).round().astype(int))]
         stresses = "p_li" in profiles and bool(np.isfinite(profiles["p_li"]).any())
+        # along the curve where it is known (2D): the walls of a flaw or a void do not collapse
+        along = "s" if "s" in profiles and np.isfinite(profiles["s"]).all() else "x"
         fig, axes = plt.subplots(3 if stresses else 2, 1, figsize=(7, 8.5 if stresses else 6),
                                  sharex=True, layout="constrained")
         ax_i, ax_e = axes[:2]
         for time in chosen:
             sel = profiles["time"] == time
-            order = np.argsort(profiles["x"][sel], kind="stable")
-            x = 1e6 * profiles["x"][sel][order]
+            order = np.argsort(profiles[along][sel], kind="stable")
+            x = 1e6 * profiles[along][sel][order]
             line, = ax_i.plot(x, profiles["i_n"][sel][order], ".-", ms=3, label=f"t = {time:g} s")
             ax_e.plot(x, 1e3 * profiles["eta"][sel][order], ".-", ms=3)
             if stresses:
@@ -97,9 +103,18 @@ def make_plots(run_dir: str | Path) -> list[Path]:
         ax_i.axhline(0.0, color="0.7", lw=0.8)
         ax_i.legend(loc="best", fontsize="small")
         ax_e.set_ylabel("eta = V_we - phi - U_mech [mV]")
-        axes[-1].set_xlabel("x along the interface [um]")
+        axes[-1].set_xlabel("arc length s along the interface from its left end [um]"
+                            if along == "s" else "x along the interface [um]")
         fig.suptitle(f"{run_dir.name}: interface profiles")
         written.append(_save(fig, out / "interface.png"))
+        plt.close(fig)
+
+    if (run_dir / "fields").is_dir():
+        try:
+            fig = field_figure(run_dir)
+        except SnapshotError as exc:
+            raise PlotError(f"plots/fields.png not made: {exc}") from exc
+        written.append(_save(fig, out / "fields.png"))
         plt.close(fig)
     return written
 

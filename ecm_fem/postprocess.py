@@ -35,7 +35,7 @@ def real_value(u: fem.Function) -> float:
 STRESS_FIELDS = ["sigma_nn_li", "p_li", "tau_nn_li",
                  "sigma_nn_electrolyte", "p_electrolyte", "tau_nn_electrolyte"]
 PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STRESS_FIELDS,
-                  "region", "curvature"]
+                  "region", "curvature", "s"]
 
 
 def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
@@ -48,7 +48,9 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     Keys follow the interface.csv contract: x, y, z, i_n, eta (= V_we - phi - U_mech),
     eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region, and
     curvature, the interface's kappa_c [1/m] (mesh.InterfaceCurve: positive where Li bulges
-    into the electrolyte; nan on 3D meshes).
+    into the electrolyte; nan on 3D meshes) and s, the arc length along the interface [m] from
+    its end of smallest x (mesh.InterfaceCurve.arc_length: pieces separated by a void are
+    joined by the straight gap; nan on 3D meshes).
     With mechanics each row also gets, on the Li side and on the ion-conducting side
     ("electrolyte": also SEI or a grain boundary where that is what the Li touches): the normal
     stress n.sigma.n, the pressure p = -tr(sigma)/3 and the deviatoric normal stress
@@ -93,8 +95,11 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     order = np.lexsort((table[:, -1], table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
     curve = p.interface_curve
-    kappa = curve.at(table[:, :2]) if curve is not None else np.full(len(table), np.nan)
-    table = np.column_stack([table, kappa])
+    if curve is not None:
+        kappa, arc = curve.at(table[:, :2]), curve.arc_length(table[:, :2])
+    else:
+        kappa = arc = np.full(len(table), np.nan)
+    table = np.column_stack([table, kappa, arc])
     return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
 
 

@@ -66,7 +66,7 @@ def _check_outputs(run_dir: Path) -> dict:
     for field in ("phi", "current_density"):
         bp = run_dir / "fields" / f"{field}.bp"
         assert (bp / "md.idx").stat().st_size > 0 and (bp / "data.0").stat().st_size > 0
-    for png in ("history.png", "interface.png"):
+    for png in ("history.png", "interface.png", "fields.png"):
         head = (run_dir / "plots" / png).read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n", png
     compile((run_dir / "open_in_paraview.py").read_text(), "open_in_paraview.py", "exec")
@@ -85,8 +85,8 @@ def test_plot_remakes_the_figures_and_rejects_other_folders(tmp_path):
         png.unlink()
     out = run_cli(["plot", str(run_dir)])
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == ["history.png",
-                                                                      "interface.png"]
+    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == [
+        "fields.png", "history.png", "interface.png"]
     out = run_cli(["plot", str(tmp_path)])
     assert out.returncode == 2 and "no history.csv" in out.stderr
 

@@ -97,3 +97,40 @@ def test_protrusion_curvature_converges_at_second_order():
     inner, tip = np.array(inner), np.array(tip)
     assert inner[0] < 2e-2 and tip[0] < 2e-2, (inner, tip)
     assert np.all(inner[1:] < inner[:-1] / 3) and np.all(tip[1:] < tip[:-1] / 3), (inner, tip)
+
+
+def _polyline_facets(vertices: list[tuple[float, float]], rng: np.random.Generator):
+    """Facets of a polyline in random order and orientation, with normals (unused by s)."""
+    pts = np.array(vertices, dtype=float)
+    ends = np.stack([pts[:-1], pts[1:]], axis=1)
+    flip = rng.random(len(ends)) < 0.5
+    ends[flip] = ends[flip][:, ::-1]
+    d = ends[:, 1] - ends[:, 0]
+    normals = np.column_stack([-d[:, 1], d[:, 0]]) / np.linalg.norm(d, axis=1)[:, None]
+    order = rng.permutation(len(ends))
+    return ends[order], normals[order]
+
+
+def test_arc_length_follows_the_curve_across_walls_and_gaps():
+    """s from the end of smallest x: on a flat interface split by a gap (a void) s = x; down
+    the wall of a flaw (0, 3) -> (0.5, 3) -> (0.5, 0) -> (5, 0) the wall adds its length, so
+    the points of the wall no longer collapse onto one x; P2 midpoints are interpolated."""
+    rng = np.random.default_rng(3)
+    flat = [(x, 0.0) for x in np.linspace(0, 2, 5)]
+    right = [(x, 0.0) for x in np.linspace(3, 5, 7)]
+    e1, n1 = _polyline_facets(flat, rng)
+    e2, n2 = _polyline_facets(right, rng)
+    curve = InterfaceCurve(np.vstack([e2, e1]), np.vstack([n2, n1]))
+    x = np.array([0.0, 0.25, 1.9, 2.0, 3.0, 3.1, 4.5, 5.0])
+    assert curve.arc_length(np.column_stack([x, 0 * x])) == pytest.approx(x, abs=1e-12)
+
+    wall = [(0.0, 3.0), (0.5, 3.0), *[(0.5, y) for y in np.linspace(3, 0, 7)[1:]],
+            *[(x, 0.0) for x in np.linspace(0.5, 5, 10)[1:]]]
+    ends, normals = _polyline_facets(wall, rng)
+    curve = InterfaceCurve(ends, normals)
+    points = np.array([[0.0, 3.0], [0.5, 3.0], [0.5, 1.5], [0.5, 0.25], [0.5, 0.0], [2.0, 0.0],
+                       [5.0, 0.0]])
+    expected = [0.0, 0.5, 2.0, 3.25, 3.5, 5.0, 8.0]
+    assert curve.arc_length(points) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(InterfaceCurve(np.zeros((0, 2, 2)), np.zeros((0, 2))).arc_length(
+        points)).all()
