@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--restart", metavar="DIR",
                    help="continue the run in output folder DIR from its last checkpoint (on "
                    "any number of ranks, with the config it was started with)")
+    r.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N time steps with a checkpoint (exit code 0), to be "
+                   "continued with --restart: for jobs of limited wall time")
 
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
@@ -177,12 +180,14 @@ def _run(args, comm) -> int:
     from ecm_fem.config import ConfigError
     from ecm_fem.mesh import GeometryError
 
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ConfigError(f"--stop-after: needs a number of steps >= 1, got {args.stop_after}")
     if args.restart:
         if args.config or args.overrides or args.output or args.overwrite:
             raise ConfigError("--restart DIR continues a run with the config in DIR: give "
                               "no config file, --set, -o or --overwrite with it")
         try:
-            simulation.restart(Path(args.restart), comm)
+            simulation.restart(Path(args.restart), comm, stop_after=args.stop_after)
         except simulation.RestartError as exc:
             raise ConfigError(f"--restart {args.restart}: {exc}") from None
         log.info("results: %s", args.restart)
@@ -193,7 +198,9 @@ def _run(args, comm) -> int:
     run_dir = Path(args.output or config.output.dir)
     try:
         simulation.run(config, run_dir, comm, overwrite=args.overwrite,
-                       config_path=str(args.config))
+                       config_path=str(args.config), stop_after=args.stop_after)
+    except simulation.RestartError as exc:
+        raise ConfigError(f"--stop-after: {exc}") from None
     except (ValueError, KeyError, GeometryError) as exc:  # validates but cannot be built
         raise ConfigError(str(exc).strip("'\"")) from None
     log.info("results: %s", run_dir)

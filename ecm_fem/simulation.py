@@ -82,10 +82,13 @@ def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolv
 
 def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
         overwrite: bool = False, config_path: str | None = None,
-        restart_index: dict[str, Any] | None = None) -> dict[str, Any]:
+        restart_index: dict[str, Any] | None = None, stop_after: int | None = None
+        ) -> dict[str, Any]:
     """Run ``config`` into ``run_dir`` and return the summary (also written to summary.json).
     With ``restart_index`` (the folder's checkpoint index) continue the run in ``run_dir`` from
-    its last checkpoint instead (see ``restart``).
+    its last checkpoint instead (see ``restart``). With ``stop_after`` stop after that many
+    steps, with a state checkpoint, so that ``restart`` continues the run (a job of limited wall
+    time on a cluster; the summary then says ``"complete": false``).
 
     Raises ``SolverError`` (after writing the last good state) when a step fails.
     """
@@ -93,21 +96,26 @@ def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
     mesh_data = generate(config, comm)  # a geometry gmsh cannot build fails here, before the
     mesh_time = time.perf_counter() - t0  # run folder (and the results in it) is touched
     restarting = restart_index is not None
+    if stop_after is not None and not config.output.checkpoint_every:
+        raise RestartError("stopping after a number of steps needs checkpoints: "
+                           "output.checkpoint_every is 0")
     moved = None if restarting else prepare_run_dir(run_dir, comm, overwrite)
     file_log = _attach_log_file(run_dir / "run.log", append=restarting) if comm.rank == 0 else None
     try:
         return _run(config, mesh_data, mesh_time, run_dir, comm, moved, config_path, t0,
-                    restart_index)
+                    restart_index, stop_after)
     finally:
         if file_log is not None:
             log.removeHandler(file_log)
             file_log.close()
 
 
-def restart(run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
+def restart(run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD, stop_after: int | None = None
+            ) -> dict[str, Any]:
     """Continue the run in ``run_dir`` (killed, or stopped by a failure) from its last
     checkpoint, on any number of ranks, with the config it was started with (its
-    config.yaml). Raises ``RestartError`` when the folder cannot be continued."""
+    config.yaml), stopping again after ``stop_after`` steps if given. Raises ``RestartError``
+    when the folder cannot be continued."""
     from ecm_fem.config import load_config
 
     run_dir = Path(run_dir)
@@ -118,7 +126,7 @@ def restart(run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
         raise RestartError(f"{run_dir} is complete: its last checkpoint is at t_end = "
                            f"{config.time.t_end:g} s")
     return run(config, run_dir, comm, config_path=str(run_dir / "config.yaml"),
-               restart_index=index)
+               restart_index=index, stop_after=stop_after)
 
 
 def _attach_log_file(path: Path, append: bool = False) -> logging.Handler:
@@ -133,7 +141,7 @@ def _attach_log_file(path: Path, append: bool = False) -> logging.Handler:
 
 def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path,
          comm: MPI.Comm, moved: Path | None, config_path: str | None, t0: float,
-         restart_index: dict[str, Any] | None) -> dict[str, Any]:
+         restart_index: dict[str, Any] | None, stop_after: int | None) -> dict[str, Any]:
     timings: dict[str, float] = {"mesh": mesh_time}
     if moved:
         log.info("earlier results in %s were moved to %s", run_dir, moved)
@@ -181,7 +189,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     checkpoint_every = config.output.checkpoint_every
     checkpoints = Checkpointer(run_dir, mesh_data, problem, solid, stepper, writer.fields) \
         if checkpoint_every else None
-    converged = True
+    converged, stopped = True, False
     failure = ""
     t_solve = 0.0
     t_now, step, successes = 0.0, 0, 0
@@ -208,6 +216,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
         log.info("restart %d: continuing from the checkpoint of step %d (t = %g s), restored "
                  "and fields rewritten in %.2f s", checkpoints.restarts, step, t_now,
                  timings["restart"])
+    first_step = step
     while True:
         if t_end == 0:
             t_try, dt_try = 0.0, 0.0
@@ -259,9 +268,14 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
                  scalars["V_we"], scalars["focusing_factor"], mech_text)
         if not done:
             dt = _next_step(config, dt_try, dt, result, successes)
-        if checkpoints is not None and (step % checkpoint_every == 0 or done):
+        stopped = not done and stop_after is not None and step - first_step >= stop_after
+        if checkpoints is not None and (step % checkpoint_every == 0 or done or stopped):
             checkpoints.save_state(LoopState(step, t_now, dt, successes), writer.history)
         if done:
+            break
+        if stopped:
+            log.info("stopped after %d steps as asked, at t = %g s of %g s; continue with: "
+                     "ecm-fem run --restart %s", stop_after, t_now, t_end, run_dir)
             break
     if not converged and step and last_written != t_now:
         write_fields(t_now)  # the unknowns hold the last accepted state
@@ -276,6 +290,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     summary: dict[str, Any] = dict(writer.history[-1]) if writer.history else {}
     summary.update({
         "converged": converged,
+        "complete": converged and not stopped,
         "failure": failure or None,
         "steps": step,
         "restarts": checkpoints.restarts if checkpoints is not None else 0,

@@ -78,6 +78,30 @@ def _kill_after_checkpoint(args: list[str], run_dir: Path, nprocs: int, field_ou
     return json.loads(index_path.read_text())
 
 
+def _assert_same_run(reference: Path, restarted: Path, restart_ranks: int,
+                     columns: tuple[str, ...], groups: tuple[str, ...]) -> None:
+    """The restarted run ends where the uninterrupted one ends: summary, history, interface
+    table and the time steps of every ParaView file (one field output every second step)."""
+    ref = json.loads((reference / "summary.json").read_text())
+    got = json.loads((restarted / "summary.json").read_text())
+    assert got["restarts"] >= 1 and got["ranks"] == restart_ranks and got["complete"]
+    for key, value in ref.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    ref_rows, got_rows = _history(reference), _history(restarted)
+    assert [r["step"] for r in got_rows] == [r["step"] for r in ref_rows]
+    for a, b in zip(ref_rows, got_rows, strict=True):
+        for column in columns:
+            assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-9), column
+    ref_profile = list(csv.reader(open(reference / "interface.csv")))
+    got_profile = list(csv.reader(open(restarted / "interface.csv")))
+    assert len(got_profile) == len(ref_profile)
+    for group in groups:
+        times = _bp_times(restarted / "fields" / f"{group}.bp")
+        assert times == _bp_times(reference / "fields" / f"{group}.bp"), group
+    assert times == [float(r["time"]) for r in ref_rows[1::2]]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_killed_run_restarts_on_another_rank_count(tmp_path, case):
     extra, field_outputs, checkpoint_step, restart_ranks = CASES[case]
@@ -98,27 +122,54 @@ def test_killed_run_restarts_on_another_rank_count(tmp_path, case):
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"continuing from the checkpoint of step {step}" in out.stdout + out.stderr
 
-    ref = json.loads((reference / "summary.json").read_text())
-    got = json.loads((killed / "summary.json").read_text())
-    assert got["restarts"] == 1 and got["ranks"] == restart_ranks and got["converged"]
-    for key, value in ref.items():
-        if isinstance(value, float):
-            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-    ref_rows, got_rows = _history(reference), _history(killed)
-    assert [r["step"] for r in got_rows] == [r["step"] for r in ref_rows]
-    for a, b in zip(ref_rows, got_rows, strict=True):
-        for column in ("time", "V_we", "focusing_factor", "max_p_li", "KI_flaw"):
-            assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-9), column
-    ref_profile = list(csv.reader(open(reference / "interface.csv")))
-    got_profile = list(csv.reader(open(killed / "interface.csv")))
-    assert len(got_profile) == len(ref_profile)
-    for group in ("phi", "current_density", "displacement", "stress", "stress_measures"):
-        times = _bp_times(killed / "fields" / f"{group}.bp")
-        assert times == _bp_times(reference / "fields" / f"{group}.bp"), group
-    assert times == [float(r["time"]) for r in ref_rows[1::2]]
+    _assert_same_run(reference, killed, restart_ranks,
+                     ("time", "V_we", "focusing_factor", "max_p_li", "KI_flaw"),
+                     ("phi", "current_density", "displacement", "stress", "stress_measures"))
 
     out = run_cli(["run", "--restart", str(killed)])
     assert out.returncode == 2 and "is complete" in out.stderr, out.stderr
+
+
+STOPPED = {
+    # (config and settings, steps before the stop, ranks of the restart, history columns and
+    # field groups compared)
+    "periodic-monroe-newman": (
+        ["configs/rough_interface_li_llzo.yaml", "--set", "mechanics.sides=periodic",
+         "--set", "time.adaptive=false", "--set", "time.dt=2.5",
+         "--set", "geometry.interface_mesh_size=1e-6"], 3, 3,
+        ("time", "V_we", "focusing_factor", "max_p_li", "max_creep_strain_li"),
+        ("phi", "current_density", "displacement", "stress_measures")),
+    "3d-void": (
+        ["configs/interfacial_void_3d_li_llzo.yaml", "--set", "time.t_end=20",
+         "--set", "control.current_density=-5", "--set", "geometry.interface_mesh_size=1e-6"],
+        2, 1, ("time", "V_we", "focusing_factor", "i_max"), ("phi", "current_density")),
+}
+
+
+@pytest.mark.parametrize("case", STOPPED)
+def test_stopped_run_continues_on_another_rank_count(tmp_path, case):
+    """``--stop-after N`` (a job of limited wall time) leaves a folder that ``--restart``
+    continues: periodic lateral sides of the mechanics (dolfinx_mpc constraint rebuilt on the
+    new partition) with Monroe-Newman kinetics and creep, and a 3D mesh. The stop falls between
+    the regular checkpoints (every 4 steps), between field outputs (periodic) or on one (3D)."""
+    base, stop, restart_ranks, columns, groups = STOPPED[case]
+    args = [*base, "--set", "output.fields_every=2", "--set", "output.checkpoint_every=4"]
+    reference = tmp_path / "uninterrupted"
+    out = run_cli(["run", *args, "-o", str(reference)], nprocs=2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    stopped = tmp_path / "stopped"
+    out = run_cli(["run", *args, "-o", str(stopped), "--stop-after", str(stop)], nprocs=2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"stopped after {stop} steps" in out.stdout + out.stderr
+    summary = json.loads((stopped / "summary.json").read_text())
+    assert summary["converged"] and not summary["complete"] and summary["steps"] == stop
+    index = json.loads((stopped / "checkpoint" / "index.json").read_text())
+    assert index["checkpoints"][-1]["step"] == stop and len(_history(stopped)) == stop
+
+    out = run_cli(["run", "--restart", str(stopped)], nprocs=restart_ranks)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"continuing from the checkpoint of step {stop}" in out.stdout + out.stderr
+    _assert_same_run(reference, stopped, restart_ranks, columns, groups)
 
 
 def test_restart_refuses_what_it_cannot_continue(tmp_path):
@@ -128,3 +179,9 @@ def test_restart_refuses_what_it_cannot_continue(tmp_path):
     assert out.returncode == 2 and "give no config file" in out.stderr, out.stderr
     out = run_cli(["run"])
     assert out.returncode == 2 and "give a config file" in out.stderr, out.stderr
+    out = run_cli(["run", "configs/planar_li_llzo.yaml", "--stop-after", "0"])
+    assert out.returncode == 2 and "--stop-after: needs a number of steps" in out.stderr
+    out = run_cli(["run", "configs/planar_li_llzo.yaml", "--stop-after", "2", "-o",
+                   str(tmp_path / "x"), "--set", "output.checkpoint_every=0"])
+    assert out.returncode == 2 and "output.checkpoint_every is 0" in out.stderr, out.stderr
+    assert not (tmp_path / "x").exists()
