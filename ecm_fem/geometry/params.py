@@ -60,7 +60,7 @@ class PlanarGeometry(StrictModel):
     def _sizes(self) -> PlanarGeometry:
         if self.dim == 3 and not self.SUPPORTS_3D:
             raise ValueError(f"dim: kind {self.kind} is built in 2D only (3D: planar, "
-                             "interfacial_void)")
+                             "interfacial_void, li_protrusion)")
         if self.dim == 2 and self.depth is not None:
             raise ValueError("depth: only for dim: 3")
         if self.sei_thickness >= self.electrolyte_thickness:
