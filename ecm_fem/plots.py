@@ -82,6 +82,8 @@ def make_plots(run_dir: str | Path) -> list[Path]:
         stresses = "p_li" in profiles and bool(np.isfinite(profiles["p_li"]).any())
         # along the curve where it is known (2D): the walls of a flaw or a void do not collapse
         along = "s" if "s" in profiles and np.isfinite(profiles["s"]).all() else "x"
+        # a 3D interface is a surface: its points against x are a cloud, not a curve
+        style = "." if "z" in profiles and np.ptp(profiles["z"]) > 0 else ".-"
         fig, axes = plt.subplots(3 if stresses else 2, 1, figsize=(7, 8.5 if stresses else 6),
                                  sharex=True, layout="constrained")
         ax_i, ax_e = axes[:2]
@@ -89,10 +91,10 @@ def make_plots(run_dir: str | Path) -> list[Path]:
             sel = profiles["time"] == time
             order = np.argsort(profiles[along][sel], kind="stable")
             x = 1e6 * profiles[along][sel][order]
-            line, = ax_i.plot(x, profiles["i_n"][sel][order], ".-", ms=3, label=f"t = {time:g} s")
-            ax_e.plot(x, 1e3 * profiles["eta"][sel][order], ".-", ms=3)
+            line, = ax_i.plot(x, profiles["i_n"][sel][order], style, ms=3, label=f"t = {time:g} s")
+            ax_e.plot(x, 1e3 * profiles["eta"][sel][order], style, ms=3)
             if stresses:
-                axes[2].plot(x, 1e-6 * profiles["p_li"][sel][order], ".-", ms=3,
+                axes[2].plot(x, 1e-6 * profiles["p_li"][sel][order], style, ms=3,
                              color=line.get_color())
                 axes[2].plot(x, -1e-6 * profiles["sigma_nn_electrolyte"][sel][order], ":",
                              color=line.get_color())
