@@ -342,21 +342,27 @@ class InterfaceCurve:
         order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
         return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh))
 
+    def nearest_facets(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``points`` (n, 2): the facet at the smallest distance and the point's
+        position t in [0, 1] along it, from its first end (a few hundred facets)."""
+        a, d = self.ends[:, 0], self.ends[:, 1] - self.ends[:, 0]
+        dd = np.einsum("ij,ij->i", d, d)
+        facet, t = np.empty(len(points), dtype=int), np.empty(len(points))
+        for k, x in enumerate(points):
+            tk = np.clip(np.einsum("ij,ij->i", x - a, d) / dd, 0.0, 1.0)
+            facet[k] = int(np.argmin(np.linalg.norm(a + tk[:, None] * d - x, axis=1)))
+            t[k] = tk[facet[k]]
+        return facet, t
+
     def arc_length(self, points: np.ndarray) -> np.ndarray:
         """Arc length s [m] (see ``_walk``) at ``points`` (n, 2) on the interface, linear
         along the facet nearest to each point."""
         points = np.asarray(points, dtype=float).reshape(-1, 2)
         if not len(self.lengths):
             return np.full(len(points), np.nan)
-        a, d = self.ends[:, 0], self.ends[:, 1] - self.ends[:, 0]
-        dd = np.einsum("ij,ij->i", d, d)
-        out = np.empty(len(points))
-        for k, x in enumerate(points):  # a few hundred facets, a few thousand points
-            t = np.clip(np.einsum("ij,ij->i", x - a, d) / dd, 0.0, 1.0)
-            f = int(np.argmin(np.linalg.norm(a + t[:, None] * d - x, axis=1)))
-            out[k] = self.facet_arc_length[f, 0] + t[f] * (self.facet_arc_length[f, 1]
-                                                          - self.facet_arc_length[f, 0])
-        return out
+        facet, t = self.nearest_facets(points)
+        s0, s1 = self.facet_arc_length[facet, 0], self.facet_arc_length[facet, 1]
+        return s0 + t * (s1 - s0)
 
     def at(self, points: np.ndarray) -> np.ndarray:
         """Curvature [1/m] at ``points`` (n, 2) on the interface: the vertex value at a vertex,
@@ -372,13 +378,7 @@ class InterfaceCurve:
         out[on_vertex] = self.vertex_curvature[idx[on_vertex]]
         rest = np.flatnonzero(~on_vertex)
         if len(rest):
-            a, b = self.ends[:, 0], self.ends[:, 1]
-            for k in rest:  # the facet at the smallest distance (a few hundred facets)
-                d = b - a
-                s = np.clip(np.einsum("ij,ij->i", points[k] - a, d)
-                            / np.einsum("ij,ij->i", d, d), 0.0, 1.0)
-                gap = np.linalg.norm(a + s[:, None] * d - points[k], axis=1)
-                out[k] = self.facet_curvature[int(np.argmin(gap))]
+            out[rest] = self.facet_curvature[self.nearest_facets(points[rest])[0]]
         return out
 
 

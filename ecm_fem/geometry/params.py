@@ -59,8 +59,11 @@ class PlanarGeometry(StrictModel):
     @model_validator(mode="after")
     def _sizes(self) -> PlanarGeometry:
         if self.dim == 3 and not self.SUPPORTS_3D:
-            raise ValueError(f"dim: kind {self.kind} is built in 2D only (3D: planar, "
-                             "interfacial_void, li_protrusion)")
+            from ecm_fem.geometry import GEOMETRY_MODELS  # the registry imports this module
+
+            in_3d = ", ".join(k for k, m in GEOMETRY_MODELS.items()
+                             if getattr(m, "SUPPORTS_3D", False))
+            raise ValueError(f"dim: kind {self.kind} is built in 2D only (3D: {in_3d})")
         if self.dim == 2 and self.depth is not None:
             raise ValueError("depth: only for dim: 3")
         if self.sei_thickness >= self.electrolyte_thickness:
