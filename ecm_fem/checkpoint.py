@@ -13,7 +13,8 @@ mesh's input ordering, so any number of ranks can read them back):
   run killed while writing restarts from the previous checkpoint.
 
 The state of a step is everything the next step starts from: phi, V_we (and eta_ct with an SEI
-film), the interface coupling fields U_mech and dmu_e, and with mechanics the displacement, the
+film, the salt concentration c of a binary electrolyte), the interface coupling fields U_mech
+and dmu_e, and with mechanics the displacement, the
 committed creep strain and equivalent creep strain, the stress at the quadrature points, the
 growth eigenstrain and (monolithic scheme) the growth currents. The mesh is rebuilt from the
 run's resolved config.yaml (gmsh is deterministic) and checked against the checkpoint's global
@@ -139,6 +140,8 @@ class Checkpointer:
         functions = {"phi": ec.phi, "U_mech": ec.U_mech, "dmu_e": ec.dmu_e}
         if ec.eta_ct_function is not None:
             functions["eta_ct"] = ec.eta_ct_function
+        if ec.salt is not None:
+            functions["c"] = ec.salt.c
         if self.solid is not None:
             p = self.solid.problem
             functions.update({"u": p.u, "creep_strain": p.inelastic.creep_strain_n,
@@ -253,6 +256,7 @@ class Checkpointer:
     def _restore_scalars(self, entry: dict[str, Any]) -> None:
         """The state derived from the read functions, and the scalars of ``entry``."""
         self.ec.V_we.x.array[:] = entry["V_we"]
+        self.ec.commit()
         if self.solid is not None:
             p = self.solid.problem
             inelastic = p.inelastic

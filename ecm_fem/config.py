@@ -25,6 +25,7 @@ from pydantic import (
 from ecm_fem.geometry import GEOMETRY_MODELS
 from ecm_fem.geometry.params import Length, PlanarGeometry, Positive, StrictModel
 from ecm_fem.materials import LIBRARY, PROPERTIES, Material, get_material
+from ecm_fem.physics.transport import ConcentrationFunction, check_property
 
 
 class ConfigError(ValueError):
@@ -71,7 +72,9 @@ class MaterialSpec(StrictModel):
     """A library material, optionally with single properties overridden (SI units)."""
 
     base: str = Field(description="library name (ecm-fem info lists them)")
-    conductivity: Positive | None = Field(None, description="ionic conductivity [S/m]")
+    conductivity: Positive | str | None = Field(
+        None, description="ionic conductivity [S/m]; in a binary electrolyte also a formula in "
+        "the salt concentration c [mol/m^3], e.g. '1e-2 * c / 1000'")
     youngs_modulus: Positive | None = Field(None, description="Young's modulus [Pa]")
     poisson_ratio: Annotated[float, Field(gt=-1, lt=0.5)] | None = Field(
         None, description="Poisson ratio [-]"
@@ -79,6 +82,14 @@ class MaterialSpec(StrictModel):
     molar_volume: Positive | None = Field(None, description="(partial) molar volume [m^3/mol]")
     fracture_toughness: Annotated[float, Field(gt=0, le=1e8)] | None = Field(
         None, description="mode I fracture toughness K_Ic [Pa m^0.5]")
+    diffusivity: Positive | str | None = Field(
+        None, description="salt diffusion coefficient D [m^2/s] (binary electrolyte; number or "
+        "formula in c)")
+    transference_number: Annotated[float, Field(gt=-10, le=1)] | str | None = Field(
+        None, description="cation transference number t+ [-] (binary electrolyte; number or "
+        "formula in c)")
+    thermodynamic_factor: Positive | str | None = Field(
+        None, description="1 + dln f/dln c [-] (binary electrolyte; number or formula in c)")
 
     @model_validator(mode="before")
     @classmethod
@@ -92,10 +103,18 @@ class MaterialSpec(StrictModel):
             raise ValueError(f"unknown material '{name}' (known: {', '.join(sorted(LIBRARY))})")
         return name
 
+    @field_validator("conductivity", "diffusivity", "transference_number",
+                     "thermodynamic_factor")
+    @classmethod
+    def _formula(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, str):
+            ConcentrationFunction(value)  # raises with the reason
+        return value
+
     @field_validator("conductivity")
     @classmethod
-    def _conductivity_range(cls, value: float | None) -> float | None:
-        if value is not None and value > 1e3:
+    def _conductivity_range(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and value > 1e3:
             raise ValueError(f"{value:g} S/m is not an ionic conductivity (expected < 1e3 S/m)")
         return value
 
@@ -241,6 +260,35 @@ class Counter(StrictModel):
     i0: Positive = Field(51.0, description="exchange current density [A/m^2] (butler_volmer)")
     alpha_a: Annotated[float, Field(gt=0, le=1)] = 0.5
     alpha_c: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+# ----------------------------------------------------------------------------- transport
+class Transport(StrictModel):
+    """Binary-salt transport (concentrated-solution theory, physics.transport) in the listed
+    ion-conducting regions instead of the single-ion Ohm's law: the salt concentration c is an
+    unknown there, with D, t+ and the thermodynamic factor of each region's material."""
+
+    regions: list[str] = Field(
+        default_factory=lambda: ["electrolyte"], min_length=1,
+        description="ion-conducting regions (electrolyte, sei, gb, SEI patch names) with a "
+        "binary electrolyte; the others stay single-ion conductors")
+    initial_concentration: Annotated[float, Field(gt=0, le=1e5)] = Field(
+        1000.0, description="uniform salt concentration c0 at t = 0 [mol/m^3]")
+    reference_concentration: Annotated[float, Field(gt=0, le=1e5)] | None = Field(
+        None, description="c_ref of the exchange current i0 = i0_ref (c / c_ref)^exponent "
+        "[mol/m^3] (default: initial_concentration)")
+    exchange_current_exponent: Annotated[float, Field(ge=0, le=2)] | None = Field(
+        None, description="exponent of c / c_ref in i0 [-] (default: kinetics.alpha_a)")
+    depletion_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.01, description="the run stops with the salt depleted (Sand's time reported) when the "
+        "smallest interface concentration falls below this fraction of c0")
+
+    @field_validator("regions")
+    @classmethod
+    def _distinct(cls, regions: list[str]) -> list[str]:
+        if len(set(regions)) != len(regions):
+            raise ValueError(f"a region is listed twice: {regions}")
+        return regions
 
 
 # ----------------------------------------------------------------------------- control, time
@@ -536,6 +584,9 @@ class RunConfig(StrictModel):
     counter: Counter = Field(default_factory=Counter)
     mechanics: Mechanics | None = Field(
         None, description="solid mechanics (stress, Li creep, growth, K_I); absent: none")
+    transport: Transport | None = Field(
+        None, description="binary-salt transport in polymer/liquid electrolytes; absent: "
+        "single-ion conductors everywhere")
     control: Control = Field(default_factory=Control)
     time: Time = Field(default_factory=Time)
     discretisation: Discretisation = Field(default_factory=Discretisation)
@@ -576,6 +627,47 @@ class RunConfig(StrictModel):
                                  "layer; use one or the other")
             if film.conductivity is None and self.materials.sei.resolve().conductivity is None:
                 raise ValueError("kinetics.sei_film.conductivity: needed (materials.sei has none)")
+        return self
+
+    @model_validator(mode="after")
+    def _transport(self) -> RunConfig:
+        subregions = self.geometry.subregions()
+        binary = set(self.transport.regions) if self.transport is not None else set()
+        has_gb = self.geometry.kind == "polycrystal" or (
+            self.geometry.kind == "from_file" and "gb" in getattr(self.geometry, "regions", {}))
+        known = ["electrolyte", *(["sei"] if self.geometry.has_resolved_sei else []),
+                 *(["gb"] if has_gb else []), *subregions]
+        for name in binary:
+            if name not in known:
+                raise ValueError(f"transport.regions: the geometry has no ion-conducting region "
+                                 f"'{name}' (it has: {', '.join(known)})")
+        formulas = ("conductivity", "diffusivity", "transference_number", "thermodynamic_factor")
+        for name in ("electrolyte", "sei", "gb", *subregions):
+            parent = subregions[name][0] if name in subregions else None
+            key = f"materials.{'patches.' if parent else ''}{name}"
+            material = self.materials.for_region(name, parent)
+            if name not in binary and (parent is None or parent not in binary):
+                if isinstance(material.conductivity, str):
+                    raise ValueError(f"{key}.conductivity: a formula in c needs a binary "
+                                     "electrolyte there (add the region to transport.regions)")
+                continue
+            assert self.transport is not None
+            c0 = self.transport.initial_concentration
+            limits = {"conductivity": (1e-12, 1e3), "diffusivity": (1e-20, 1e-6),
+                      "transference_number": (-10.0, 1.0), "thermodynamic_factor": (1e-3, 1e3)}
+            for prop in formulas:
+                value = getattr(material, prop)
+                if value is None:
+                    raise ValueError(f"{key}: material '{material.name}' has no {prop}, which "
+                                     f"the binary electrolyte needs; set {key}.{prop}")
+                try:
+                    check_property(value, prop, (1e-3 * c0, 2.0 * c0), *limits[prop])
+                except ValueError as exc:
+                    raise ValueError(f"{key}.{prop}: {exc} (checked for c from 0.001 c0 to "
+                                     "2 c0)") from None
+        if self.transport is not None and self.time.t_end == 0:
+            raise ValueError("transport: the salt concentration evolves in time; set "
+                             "time.t_end > 0")
         return self
 
     @model_validator(mode="after")

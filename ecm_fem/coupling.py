@@ -269,7 +269,7 @@ class CoupledStep:
         ec, solid = self.ec, self.solid
         saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = solid.problem.u.x.array.copy() if solid is not None else None
-        ec.set_time(t)
+        ec.set_time(t, dt)
         ec_reports: list[SolveReport] = []
         mech_reports: list[SolveReport] = []
         try:
@@ -279,6 +279,7 @@ class CoupledStep:
             if solid is not None and u_backup is not None:
                 solid.restore(u_backup)
             return StepResult(False, f"{self._stage}: {exc}")
+        ec.commit()
         if solid is not None:
             solid.commit()
         reports = [_total(ec_reports)] + ([_total(mech_reports)] if mech_reports else [])

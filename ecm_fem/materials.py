@@ -23,18 +23,26 @@ class Material:
         molar_volume: Omega_Li [m^3/mol] (lithium) or partial molar volume of Li+ [m^3/mol]
             (electrolytes).
         fracture_toughness: mode I fracture toughness K_Ic [Pa m^0.5] (brittle electrolytes).
+        diffusivity: salt diffusion coefficient D [m^2/s] (binary electrolytes; config.Transport).
+        transference_number: cation transference number t+ [-] (binary electrolytes).
+        thermodynamic_factor: 1 + dln f/dln c [-] (binary electrolytes; 1: ideal solution).
+        The four transport properties (conductivity too) may be formulas in the salt
+        concentration c [mol/m^3] where a binary electrolyte uses them (physics.transport).
         sources: property name -> citation with provenance flag.
     """
 
     name: str
-    conductivity: float | None = None
+    conductivity: float | str | None = None
     youngs_modulus: float | None = None
     poisson_ratio: float | None = None
     molar_volume: float | None = None
     fracture_toughness: float | None = None
+    diffusivity: float | str | None = None
+    transference_number: float | str | None = None
+    thermodynamic_factor: float | str | None = 1.0
     sources: dict[str, str] = field(default_factory=dict)
 
-    def with_overrides(self, **overrides: float) -> Material:
+    def with_overrides(self, **overrides: float | str | None) -> Material:
         """A copy with some properties replaced; overridden sources say 'config override'."""
         given = {k: v for k, v in overrides.items() if v is not None}
         sources = dict(self.sources)
@@ -49,6 +57,9 @@ class Material:
                 f"{where}: material '{self.name}' has no {prop}; set it in the config "
                 f"({where}.{prop})"
             )
+        if isinstance(value, str):
+            raise ValueError(f"{where}.{prop}: a formula in c ('{value}') needs a binary "
+                             "electrolyte (transport.regions); give a number here")
         return float(value)
 
 
@@ -103,8 +114,15 @@ LIBRARY: dict[str, Material] = {
         youngs_modulus=2.6e7,
         poisson_ratio=0.30,
         molar_volume=5.0e-5,
+        diffusivity=1e-12,
+        transference_number=0.3,
         sources={
             "conductivity": "[?] 0.1 mS/cm, PEO-LiTFSI near 60 C",
+            "diffusivity": "[?] 1e-12 m^2/s, order of magnitude of the salt diffusion "
+            "coefficient of PEO-LiTFSI near 60-90 C",
+            "transference_number": "[S] t+ close to 0.3 by PFG-NMR, Vallee, Besner, Prud'homme, "
+            "Electrochim. Acta 37 (1992) 1579 (abstract)",
+            "thermodynamic_factor": "[?] 1 (ideal solution)",
             "youngs_modulus": "[S] shear modulus below 10 MPa: E = 2 G (1 + nu) with G = 10 MPa",
             "poisson_ratio": "[?]",
             "molar_volume": "[S] Omega_Li+ = 3.85 Omega_Li, Ahmad & Viswanathan PRL 119 (2017)",

@@ -536,7 +536,7 @@ class MonolithicStep:
         saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = self.mech.u.x.array.copy()
         j_backup = self.j.copy()
-        ec.set_time(t)
+        ec.set_time(t, dt)
         self.dt = dt
         self.mech.dt = dt
         n_e, n_u, _ = self.n
@@ -569,6 +569,7 @@ class MonolithicStep:
             solid.restore(u_backup)
             self._set_stress_coupling()
             return StepResult(False, failure)
+        ec.commit()
         solid.commit()
         rep = self._report
         rep.converged = True

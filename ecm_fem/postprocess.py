@@ -18,7 +18,6 @@ from dolfinx import fem
 
 from ecm_fem.geometry.tags import FACET_TAGS
 from ecm_fem.mesh import cell_tag_array, owned_facet_cells
-from ecm_fem.physics import electrochemistry as ec
 
 if TYPE_CHECKING:
     from ecm_fem.problem import CurrentDistribution
@@ -35,7 +34,7 @@ def real_value(u: fem.Function) -> float:
 STRESS_FIELDS = ["sigma_nn_li", "p_li", "tau_nn_li",
                  "sigma_nn_electrolyte", "p_electrolyte", "tau_nn_electrolyte"]
 PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STRESS_FIELDS,
-                  "region", "curvature", "s"]
+                  "c", "region", "curvature", "s"]
 
 
 def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
@@ -56,7 +55,8 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     stress n.sigma.n, the pressure p = -tr(sigma)/3 and the deviatoric normal stress
     n.(sigma - sigma_h I).n [Pa], with n the unit normal from Li into the electrolyte: the
     interface stresses that the kinetics read (coupling.InterfaceStressMap, in
-    ``p.stress_outputs``); nan without mechanics.
+    ``p.stress_outputs``); nan without mechanics. ``c`` is the salt concentration of a binary
+    electrolyte at the interface [mol/m^3] (nan without transport).
     """
     msh = p.mesh
     comm = msh.comm
@@ -69,23 +69,27 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
                                    basix.LagrangeVariant.gll_warped)
     x = ufl.SpatialCoordinate(msh)
     coords = [x[k] if k < msh.geometry.dim else 0.0 * x[0] for k in range(3)]
-    stresses = [p.stress_outputs[k] for k in STRESS_FIELDS] if p.stress_outputs else []
+    stresses = [p.stress_outputs[k] for k in STRESS_FIELDS] if p.stress_outputs \
+        else [0.0 * x[0]] * len(STRESS_FIELDS)
+    salt = p.salt.c if p.salt is not None else 0.0 * x[0]
     expr = fem.Expression(ufl.as_vector([*coords, p.i_n, p.eta, p.eta_ct, p.U_mech, p.dmu_e,
-                                         *stresses]), element.points)
-    n_values = 8 + len(stresses)
+                                         *stresses, salt]), element.points)
+    n_values = 9 + len(STRESS_FIELDS)
     if cells:
         values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
         values = values.reshape(len(cells), len(element.points), n_values)
+        if not p.stress_outputs:  # no mechanics
+            values[:, :, 8: 8 + len(STRESS_FIELDS)] = np.nan
+        if p.salt is None:
+            values[:, :, -1] = np.nan
         closure = element.entity_closure_dofs[fdim]
         tag_of = cell_tag_array(msh, p.region.cell_tags)
-        missing = np.full(8 + len(STRESS_FIELDS) - n_values, np.nan)  # no mechanics
         rows = [np.column_stack([values[k, closure[lf]],
-                                 np.tile(missing, (len(closure[lf]), 1)),
                                  np.full(len(closure[lf]), tag_of[c], dtype=float)])
                 for k, (c, lf) in enumerate(zip(cells, local_facets, strict=True))]
         local = np.vstack(rows)
     else:
-        local = np.zeros((0, 8 + len(STRESS_FIELDS) + 1))
+        local = np.zeros((0, n_values + 1))
     table = np.vstack(comm.allgather(local))
     # one row per point and side: points shared by neighbouring facets of one region collapse
     scale = max(float(np.abs(table[:, :3]).max()), 1e-300) if len(table) else 1.0
@@ -132,19 +136,32 @@ def step_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict
         "focusing_factor": i_max / i_mean if i_mean != 0 else float("nan"),
         "asr": V_cell / i_app if i_app != 0 else float("nan"),
         "contact_fraction": p.contact_area / p.projected_area,
+        **(salt_scalars(p, profile) if p.salt is not None else {}),
     }
 
 
+def salt_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict[str, float]:
+    """The binary electrolyte's history.csv scalars: the smallest and largest salt
+    concentration at the interface [mol/m^3] and the salt amount (mol per m of depth in 2D,
+    mol in 3D; constant to solver tolerance: the anion does not react)."""
+    assert p.salt is not None
+    c = profile["c"]
+    return {"c_min_interface": float(np.min(c)), "c_max_interface": float(np.max(c)),
+            "salt_amount": p.salt.amount()}
+
+
 class CurrentDensityField:
-    """j = -kappa grad phi [A/m^2] in a discontinuous vector space of the degree that holds it
-    exactly (DG1 also for P1 phi, so that VTX can write it). ``update()`` re-evaluates it."""
+    """The current density [A/m^2] (-kappa grad phi, plus the diffusion potential's part in a
+    binary electrolyte) in a discontinuous vector space of the degree that holds the single-ion
+    current exactly (DG1 also for P1 phi, so that VTX can write it). ``update()``
+    re-evaluates it."""
 
     def __init__(self, p: CurrentDistribution):
         gdim = p.mesh.geometry.dim
         degree = max(1, p.V.ufl_element().basix_element.degree - 1)
         W = fem.functionspace(p.mesh, ("DG", degree, (gdim,)))
         self.function = fem.Function(W, name="current_density")
-        self._expr = fem.Expression(ec.current_density(p.phi, p.kappa),
+        self._expr = fem.Expression(p.current_density,
                                     W.element.interpolation_points())
 
     def update(self) -> fem.Function:

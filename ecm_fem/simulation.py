@@ -36,7 +36,8 @@ from ecm_fem.io import (
 )
 from ecm_fem.mesh import MeshData, generate
 from ecm_fem.monolithic import MonolithicStep
-from ecm_fem.problem import CurrentDistribution
+from ecm_fem.physics.transport import depletion_time
+from ecm_fem.problem import CurrentDistribution, SaltTransport
 from ecm_fem.solid import StepSolid
 from ecm_fem.solver import BlockedNewtonSolver, SolverError
 
@@ -75,6 +76,8 @@ def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolv
     s = config.solver
     options: dict[str, Any] = {"snes_rtol": s.rtol, "snes_atol": s.atol,
                                "snes_max_it": s.max_iterations}
+    if p.salt is not None and s.linear_solver == "iterative":
+        options.update(SaltTransport.SPLIT_OPTIONS)
     options.update(s.petsc_options)
     return BlockedNewtonSolver(p.residuals, p.unknowns, p.names, p.bcs, options=options,
                                linear_solver=s.linear_solver, jacobi_fields=p.jacobi_fields)
@@ -178,6 +181,8 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     j_field = postprocess.CurrentDensityField(problem)
     writer.add_fields("phi", [problem.phi])
     writer.add_fields("current_density", [j_field.function])
+    if problem.salt is not None:
+        writer.add_fields("concentration", [problem.salt.c])
     if solid is not None:
         solid.add_fields(writer)
 
@@ -190,6 +195,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     checkpoints = Checkpointer(run_dir, mesh_data, problem, solid, stepper, writer.fields) \
         if checkpoint_every else None
     converged, stopped = True, False
+    depletion: float | None = None
     failure = ""
     t_solve = 0.0
     t_now, step, successes = 0.0, 0, 0
@@ -258,7 +264,10 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
                          f"max p_Li = {row['max_p_li']:.4g} Pa")
         writer.add_step(row, profile)
         done = t_end == 0 or t_now >= t_end * (1 - 1e-12)
-        if (every and step % every == 0) or done:
+        if problem.salt is not None and not done:
+            depletion = _salt_depletion(problem.salt, writer.history)
+        stopped = depletion is not None
+        if (every and step % every == 0) or done or stopped:
             write_fields(t_now)
             last_written = t_now
             if checkpoints is not None:
@@ -268,10 +277,18 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
                  scalars["V_we"], scalars["focusing_factor"], mech_text)
         if not done:
             dt = _next_step(config, dt_try, dt, result, successes)
-        stopped = not done and stop_after is not None and step - first_step >= stop_after
+        stopped = stopped or (not done and stop_after is not None
+                              and step - first_step >= stop_after)
         if checkpoints is not None and (step % checkpoint_every == 0 or done or stopped):
             checkpoints.save_state(LoopState(step, t_now, dt, successes), writer.history)
         if done:
+            break
+        if depletion is not None:
+            log.warning("the salt is depleted at the interface (smallest concentration %.3g "
+                        "mol/m^3 < transport.depletion_fraction * c0): the electrolyte cannot "
+                        "carry this current any longer. Sand's time (surface concentration 0, "
+                        "extrapolated linearly in sqrt(t)) = %.6g s; the run stops here",
+                        row["c_min_interface"], depletion)
             break
         if stopped:
             log.info("stopped after %d steps as asked, at t = %g s of %g s; continue with: "
@@ -292,6 +309,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
         "converged": converged,
         "complete": converged and not stopped,
         "failure": failure or None,
+        **({"salt_depletion_time": depletion} if problem.salt is not None else {}),
         "steps": step,
         "restarts": checkpoints.restarts if checkpoints is not None else 0,
         "versions": vers,
@@ -311,6 +329,17 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     if not converged:
         raise SolverError(failure)
     return summary
+
+
+def _salt_depletion(salt: SaltTransport, history: list[dict[str, Any]]) -> float | None:
+    """Sand's time [s] once the smallest interface concentration of the last step is below
+    transport.depletion_fraction * c0, else None (physics.transport.depletion_time)."""
+    c_stop = salt.depletion_fraction * salt.c0
+    if history[-1]["c_min_interface"] > c_stop:
+        return None
+    times = [0.0] + [row["time"] for row in history]
+    c_min = [salt.c0] + [row["c_min_interface"] for row in history]
+    return depletion_time(np.array(times), np.array(c_min), c_stop)
 
 
 def _next_step(config: RunConfig, dt_done: float, dt: float, result: StepResult,

@@ -102,6 +102,7 @@ def plane_section(data: VTXStep) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 PANELS = [
     ("phi.bp", "phi", "electrolyte potential phi", 1e3, "mV", False),
     ("current_density.bp", "current_density", "current density |i|", 1.0, "A/m$^2$", True),
+    ("concentration.bp", "c", "salt concentration c", 1.0, "mol/m$^3$", False),
     ("stress_measures.bp", "von_mises", "von Mises stress", 1e-6, "MPa", True),
 ]
 

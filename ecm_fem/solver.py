@@ -178,6 +178,9 @@ class BlockedNewtonSolver:
         self.snes.setOptionsPrefix(prefix)
         opts = default_options(self.names, linear_solver, jacobi_fields or set())
         opts.update(options or {})
+        for name in self.names:  # a split given another preconditioner has no hypre type
+            if opts.get(f"fieldsplit_{name}_pc_type", "hypre") != "hypre":
+                opts.pop(f"fieldsplit_{name}_pc_hypre_type", None)
         if opts.get("pc_type") != "fieldsplit":  # PETSc warns about options nobody reads
             opts = {k: v for k, v in opts.items()
                     if not k.startswith(("fieldsplit_", "pc_fieldsplit_", "ksp_gmres_"))}

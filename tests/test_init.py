@@ -45,7 +45,9 @@ STRESS_STUDIES = ("interfacial_void", "electrolyte_flaw", "li_protrusion")
 # rejects them with these messages (their descriptions say so too).
 KNOWN_CONFLICTS = ("give either steps or cycling",
                    "with a mechanics section the interface stresses come from the mechanics",
-                   "the geometry already resolves the SEI")
+                   "the geometry already resolves the SEI",
+                   # a solid electrolyte (llzo) has no salt diffusivity: transport needs another
+                   "which the binary electrolyte needs")
 
 
 def write(path: Path, text: str) -> Path:
