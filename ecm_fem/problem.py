@@ -342,6 +342,9 @@ class SaltTransport:
         self.c_n = fem.Function(self.V, name="c_n")
         self.dt = fem.Constant(p.mesh, 1.0)
         self.dx = p.dx(tuple(self.binary_regions))
+        self.t_plus = self.property("transference_number")
+        self.tdf = self.property("thermodynamic_factor")
+        self.D = self.property("diffusivity")
 
     def property(self, prop: str) -> Any:
         """The UFL field of a material property on the ion-conducting cells: numbers as a DG0
@@ -378,9 +381,6 @@ class SaltTransport:
         return 1.0 + self.binary * ((self.c / self.c_ref) ** exponent - 1.0)
 
     def diffusion_potential_residual(self, v: Any) -> ufl.Form:
-        self.t_plus = self.property("transference_number")
-        self.tdf = self.property("thermodynamic_factor")
-        self.D = self.property("diffusivity")
         p = self.p
         return transport.diffusion_potential_residual(self.c, v, p.kappa, self.t_plus,
                                                       self.tdf, p.f, self.binary, self.dx)
