@@ -4,7 +4,9 @@ physical, material coefficients, controls and the residual forms (PHYSICS.md sec
 Unknowns: phi [V] on the ion-conducting submesh, V_we [V] as one real-space dof (Li is an
 equipotential). Galvanostatic control closes the system with int_interface i_n ds = i_app A_proj;
 potentiostatic control pins V_we. The counter boundary is an ideal reference (phi = 0) or a
-second Butler-Volmer electrode at potential 0.
+second Butler-Volmer electrode at potential 0. With a binary electrolyte (config.transport) the
+salt concentration c [mol/m^3] is a third unknown on the ion-conducting submesh
+(``SaltTransport``, physics/transport.py).
 """
 
 from __future__ import annotations
