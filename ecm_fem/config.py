@@ -143,6 +143,12 @@ class Materials(StrictModel):
         default_factory=dict, description="materials of named sub-regions (SEI patches); a "
         "sub-region not listed takes its parent region's material")
 
+    @staticmethod
+    def key(region: str, parent: str | None = None) -> str:
+        """The config key of a region's material (``materials.<region>``, or
+        ``materials.patches.<name>`` for a sub-region), for error messages."""
+        return f"materials.{'patches.' if parent else ''}{region}"
+
     def for_region(self, region: str, parent: str | None = None) -> Material:
         """The material of a region, or of a named sub-region of ``parent``."""
         if parent is not None:
@@ -641,10 +647,11 @@ class RunConfig(StrictModel):
             if name not in known:
                 raise ValueError(f"transport.regions: the geometry has no ion-conducting region "
                                  f"'{name}' (it has: {', '.join(known)})")
-        formulas = ("conductivity", "diffusivity", "transference_number", "thermodynamic_factor")
+        ranges = {"conductivity": (1e-12, 1e3), "diffusivity": (1e-20, 1e-6),
+                  "transference_number": (-10.0, 1.0), "thermodynamic_factor": (1e-3, 1e3)}
         for name in ("electrolyte", "sei", "gb", *subregions):
             parent = subregions[name][0] if name in subregions else None
-            key = f"materials.{'patches.' if parent else ''}{name}"
+            key = Materials.key(name, parent)
             material = self.materials.for_region(name, parent)
             if name not in binary and (parent is None or parent not in binary):
                 if isinstance(material.conductivity, str):
@@ -653,15 +660,13 @@ class RunConfig(StrictModel):
                 continue
             assert self.transport is not None
             c0 = self.transport.initial_concentration
-            limits = {"conductivity": (1e-12, 1e3), "diffusivity": (1e-20, 1e-6),
-                      "transference_number": (-10.0, 1.0), "thermodynamic_factor": (1e-3, 1e3)}
-            for prop in formulas:
+            for prop, limits in ranges.items():
                 value = getattr(material, prop)
                 if value is None:
                     raise ValueError(f"{key}: material '{material.name}' has no {prop}, which "
                                      f"the binary electrolyte needs; set {key}.{prop}")
                 try:
-                    check_property(value, prop, (1e-3 * c0, 2.0 * c0), *limits[prop])
+                    check_property(value, prop, (1e-3 * c0, 2.0 * c0), *limits)
                 except ValueError as exc:
                     raise ValueError(f"{key}.{prop}: {exc} (checked for c from 0.001 c0 to "
                                      "2 c0)") from None

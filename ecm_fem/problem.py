@@ -21,7 +21,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem._compat import real_functionspace
-from ecm_fem.config import ControlMode, CounterKind, PrescribedStress, RunConfig
+from ecm_fem.config import ControlMode, CounterKind, Materials, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
 from ecm_fem.mesh import InterfaceCurve, MeshData, region_field
@@ -85,7 +85,7 @@ class CurrentDistribution:
         self.salt = SaltTransport(self) if config.transport is not None else None
         self.kappa = self.salt.property("conductivity") if self.salt is not None else \
             self._cellwise("kappa", lambda name, parent: config.materials.for_region(
-                name, parent).require("conductivity", _material_key(name, parent)))
+                name, parent).require("conductivity", Materials.key(name, parent)))
         i0_factor = self._setup_stress_coupling(config, alpha_a)
         if self.salt is not None:
             i0_factor = i0_factor * self.salt.i0_factor(alpha_a)
@@ -304,10 +304,6 @@ class CurrentDistribution:
             self.salt.commit()
 
 
-def _material_key(name: str, parent: str | None) -> str:
-    return f"materials.{'patches.' if parent else ''}{name}"
-
-
 class SaltTransport:
     """The binary electrolyte of ``config.transport`` inside a CurrentDistribution ``p``: the
     salt concentration c [mol/m^3] in a copy of phi's space, its residual (physics.transport), the
@@ -352,26 +348,25 @@ class SaltTransport:
         """The UFL field of a material property on the ion-conducting cells: numbers as a DG0
         field, formulas in c where a region gives one (physics.transport)."""
         p = self.p
-        constants: dict[int, tuple[str, str | None]] = {}
+        numbers: dict[tuple[str, str | None], float] = {}  # (region, parent) -> value
         formulas: list[tuple[fem.Function, ConcentrationFunction]] = []
         for tag, (name, parent) in p.regions.items():
             material = p.config.materials.for_region(name, parent)
-            value = getattr(material, prop)
             if tag not in self.binary_regions:
-                if prop != "conductivity":
-                    continue
-                value = material.require(prop, _material_key(name, parent))
-            value = property_value(value)
+                if prop == "conductivity":
+                    numbers[name, parent] = material.require(prop, Materials.key(name, parent))
+                continue
+            value = property_value(getattr(material, prop))
             if isinstance(value, ConcentrationFunction):
                 chi = region_field(p.mesh, p.region.cell_tags, {tag: (name, parent)},
                                    lambda *_: 1.0, f"in_{name}")
                 formulas.append((chi, value))
             else:
-                constants[tag] = (name, parent)
+                numbers[name, parent] = value
         field: Any = region_field(
-            p.mesh, p.region.cell_tags, constants,
-            lambda name, parent: float(getattr(p.config.materials.for_region(name, parent),
-                                               prop)), prop)
+            p.mesh, p.region.cell_tags,
+            {tag: region for tag, region in p.regions.items() if region in numbers},
+            lambda name, parent: numbers[name, parent], prop)
         for chi, formula in formulas:
             field = field + chi * formula.ufl(self.c)
         return field
@@ -385,7 +380,7 @@ class SaltTransport:
     def diffusion_potential_residual(self, v: Any) -> ufl.Form:
         p = self.p
         return transport.diffusion_potential_residual(self.c, v, p.kappa, self.t_plus,
-                                                      self.tdf, p.f, self.binary, self.dx)
+                                                      self.tdf, p.f, self.dx)
 
     def current_density(self) -> Any:
         p = self.p

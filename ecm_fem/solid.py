@@ -37,7 +37,7 @@ from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fem_petsc
 from scipy.spatial import cKDTree
 
-from ecm_fem.config import RunConfig
+from ecm_fem.config import Materials, RunConfig
 from ecm_fem.constants import FARADAY
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import (
@@ -374,7 +374,7 @@ class SolidMechanics:
         return region_field(
             self.mesh, self.mesh_data.cell_tags, self.regions,
             lambda name, parent: self.config.materials.for_region(name, parent).require(
-                prop, f"materials.{'patches.' if parent else ''}{name}"), prop)
+                prop, Materials.key(name, parent)), prop)
 
     def _supports(self) -> list[fem.DirichletBC]:
         """Held face (roller or fixed) opposite the pressure face, and symmetric sides."""

@@ -73,6 +73,13 @@ def binary_config(**changes) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
+def run_and_wait(config: RunConfig, folder) -> dict:
+    """``simulation.run`` into ``folder``; returns when rank 0 has written its files."""
+    summary = run(config, folder, MPI.COMM_WORLD)
+    MPI.COMM_WORLD.barrier()
+    return summary
+
+
 def steps(config: RunConfig, n: int, dt: float):
     """n backward-Euler steps of the current distribution; the problem after them."""
     ec = CurrentDistribution(config, generate(config))
@@ -190,8 +197,7 @@ def sand_run(folder, dt: float) -> tuple[dict, np.ndarray]:
         "output.fields_every": 0, "output.checkpoint_every": 0,
         # LU: the field split takes 150-450 GMRES iterations per Newton step here (note)
         "solver.linear_solver": "direct"})
-    summary = run(config, folder, MPI.COMM_WORLD)
-    MPI.COMM_WORLD.barrier()  # rank 0 writes the files
+    summary = run_and_wait(config, folder)
     rows = np.genfromtxt(folder / "history.csv", delimiter=",", names=True)
     return summary, rows
 
@@ -309,12 +315,6 @@ def test_manufactured_solution_rates():
 
 
 # ----------------------------------------------------------------------------- with mechanics, 3D
-def scalars_of(config: RunConfig, folder) -> dict:
-    summary = run(config, folder, MPI.COMM_WORLD)
-    MPI.COMM_WORLD.barrier()
-    return summary
-
-
 @pytest.mark.mpi
 def test_with_mechanics_the_two_coupling_schemes_agree(shared_tmp):
     """The salt joins the coupled step: the staggered and the monolithic scheme give the same
@@ -336,7 +336,7 @@ def test_with_mechanics_the_two_coupling_schemes_agree(shared_tmp):
             "time": {"t_end": 10.0, "dt": 5.0},
             "output": {"fields_every": 0, "checkpoint_every": 0},
         })
-        results[scheme] = scalars_of(config, shared_tmp / scheme)
+        results[scheme] = run_and_wait(config, shared_tmp / scheme)
     a, b = results["staggered"], results["monolithic"]
     assert a["converged"] and b["converged"] and a["steps"] == b["steps"] == 2
     for key in ("V_we", "c_min_interface", "c_max_interface", "max_p_li", "focusing_factor"):
@@ -364,7 +364,7 @@ def test_three_dimensional_cell_equals_the_plane_one(shared_tmp):
                                   "time.t_end": 20.0, "time.dt": 10.0,
                                   "solver.linear_solver": "direct",
                                   "output.fields_every": 0, "output.checkpoint_every": 0})
-        results.append(scalars_of(config, shared_tmp / f"dim{dim}"))
+        results.append(run_and_wait(config, shared_tmp / f"dim{dim}"))
     two, three = results
     print({key: three[key] / two[key] - 1
            for key in ("V_we", "c_min_interface", "c_max_interface")})

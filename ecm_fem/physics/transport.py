@@ -133,10 +133,11 @@ def current_density(phi: Any, c: Any, kappa: Any, t_plus: Any, tdf: Any, f: floa
 
 
 def diffusion_potential_residual(c: Any, v: Any, kappa: Any, t_plus: Any, tdf: Any, f: float,
-                                 binary: Any, dx: ufl.Measure) -> ufl.Form:
+                                 dx: ufl.Measure) -> ufl.Form:
     """The term the binary electrolyte adds to the charge-conservation residual
-    ``electrochemistry.ohmic_residual`` (int -i . grad v = int kappa grad phi . grad v - this)."""
-    return -binary * (2.0 * kappa / f) * (1.0 - t_plus) * tdf \
+    ``electrochemistry.ohmic_residual`` (int -i . grad v = int kappa grad phi . grad v - this),
+    with ``dx`` restricted to the binary cells."""
+    return -(2.0 * kappa / f) * (1.0 - t_plus) * tdf \
         * ufl.inner(ufl.grad(c) / c, ufl.grad(v)) * dx
 
 
