@@ -39,6 +39,14 @@ class SnapshotError(ValueError):
 def read_vtx(path: Path, name: str, step: int = -1) -> VTXStep:
     """Array ``name`` (its magnitude if it is a vector or tensor) at output ``step`` of the VTX
     file ``path``, with the mesh it lives on."""
+    import os
+
+    from mpi4py import MPI  # noqa: F401  (the MPI bindings need MPI initialised)
+
+    # The bindings chosen at the first import of adios2 stay for the process. Without this,
+    # adios2 picks its serial bindings outside mpirun, and adios4dolfinx (checkpoints), which
+    # asks for the MPI ones the same way, then fails to import in this process.
+    os.environ.setdefault("ADIOS2_ALWAYS_USE_MPI", "1")
     import adios2
 
     if not path.is_dir():

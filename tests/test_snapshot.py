@@ -4,6 +4,11 @@ mesh is cut to its face z = min z."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from mpi4py import MPI
 
 import numpy as np
@@ -92,3 +97,24 @@ def test_missing_files_and_arrays(tmp_path):
     _write(tmp_path / "g.bp", msh, ("Lagrange", 1), lambda x: x[0])
     with pytest.raises(SnapshotError, match="no array 'phi'"):
         read_vtx(tmp_path / "g.bp", "phi")
+
+
+@pytest.mark.serial_only
+def test_reading_a_vtx_file_first_keeps_checkpoints_working():
+    """adios2 keeps the bindings of its first import for the process: a figure made before a
+    checkpoint (two runs in one process) must not select the serial ones, with which
+    adios4dolfinx refuses to import. A fresh interpreter, as the import state is per process."""
+    code = ("from pathlib import Path\n"
+            "from ecm_fem import snapshot\n"
+            "try:\n"
+            "    snapshot.read_vtx(Path('/no/such/file.bp'), 'phi')\n"
+            "except snapshot.SnapshotError:\n"
+            "    pass\n"
+            "import adios4dolfinx\n"
+            "print('ok')\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    for key in [k for k in env if k.startswith(("OMPI_", "PMIX_", "PRTE_"))]:
+        del env[key]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
