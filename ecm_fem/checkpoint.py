@@ -13,15 +13,17 @@ mesh's input ordering, so any number of ranks can read them back):
   run killed while writing restarts from the previous checkpoint.
 
 The state of a step is everything the next step starts from: phi, V_we (and eta_ct with an SEI
-film, the salt concentration c of a binary electrolyte), the interface coupling fields U_mech
-and dmu_e, and with mechanics the displacement, the
+film, the salt concentration c of a binary electrolyte, the Li-vacancy concentration c_v and
+the time the vacancy criterion was met), the interface coupling fields U_mech and dmu_e, and
+with mechanics the displacement, the
 committed creep strain and equivalent creep strain, the stress at the quadrature points, the
 growth eigenstrain and (monolithic scheme) the growth currents. The mesh is rebuilt from the
 run's resolved config.yaml (gmsh is deterministic) and checked against the checkpoint's global
 cell count and vertex-coordinate sum.
 
-Functions on the ion submesh have no input ordering of their own (DOLFINx 0.9 keeps none for
-submeshes); they are written through a function of the same element on the parent mesh.
+Functions on the ion and Li submeshes have no input ordering of their own (DOLFINx 0.9 keeps
+none for submeshes); they are written through a function of the same element on the parent
+mesh.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from ecm_fem.monolithic import MonolithicStep
     from ecm_fem.problem import CurrentDistribution
     from ecm_fem.solid import StepSolid
+    from ecm_fem.vacancies import LiVacancies
 
 FOLDER = "checkpoint"
 STATE_FILES = ("state.a.bp", "state.b.bp")
@@ -109,22 +112,27 @@ class Checkpointer:
 
     def __init__(self, run_dir: Path, mesh_data: MeshData, ec: CurrentDistribution,
                  solid: StepSolid | None, stepper: CoupledStep | MonolithicStep,
-                 output_fields: dict[str, list[fem.Function]]):
+                 output_fields: dict[str, list[fem.Function]],
+                 vacancies: LiVacancies | None = None):
         self.dir = Path(run_dir) / FOLDER
         self.comm = mesh_data.mesh.comm
         self.mesh = mesh_data.mesh
         self.ec, self.solid, self.stepper = ec, solid, stepper
-        self.ion_mesh = mesh_data.ion.mesh
+        self.vacancies = vacancies
         self.output_fields = {f"{group}.{f.name}": f
                               for group, functions in output_fields.items() for f in functions}
         self.fingerprint = mesh_fingerprint(mesh_data)
         self.index: dict[str, Any] = {"format": FORMAT, "mesh": self.fingerprint, "state": None,
                                       "fields": FIELDS, "restarts": 0, "checkpoints": [],
                                       "field_times": [], "history": []}
-        sub_cells = self.ion_mesh.topology.index_map(self.ion_mesh.topology.dim)
-        n_sub = sub_cells.size_local + sub_cells.num_ghosts
-        self._sub_cells = np.arange(n_sub, dtype=np.int32)
-        self._parent_cells = np.asarray(mesh_data.ion.cell_map[:n_sub], dtype=np.int32)
+        # submesh -> (its cells, their parent cells), owned and ghost
+        self._submeshes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for region in [mesh_data.ion] + ([vacancies.li] if vacancies is not None else []):
+            cells = region.mesh.topology.index_map(region.mesh.topology.dim)
+            n_sub = cells.size_local + cells.num_ghosts
+            self._submeshes[id(region.mesh)] = (
+                np.arange(n_sub, dtype=np.int32),
+                np.asarray(region.cell_map[:n_sub], dtype=np.int32))
         self._carriers: dict[Any, fem.Function] = {}
         if self.comm.rank == 0:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +150,8 @@ class Checkpointer:
             functions["eta_ct"] = ec.eta_ct_function
         if ec.salt is not None:
             functions["c"] = ec.salt.c
+        if self.vacancies is not None:
+            functions["c_v"] = self.vacancies.c_v
         if self.solid is not None:
             p = self.solid.problem
             functions.update({"u": p.u, "creep_strain": p.inelastic.creep_strain_n,
@@ -156,6 +166,8 @@ class Checkpointer:
         growth_currents = getattr(self.stepper, "j", None)
         if growth_currents is not None:
             scalars["growth_currents"] = [float(v) for v in growth_currents]
+        if self.vacancies is not None:
+            scalars.update(self.vacancies.checkpoint_scalars())
         return scalars
 
     # -- writing
@@ -194,18 +206,19 @@ class Checkpointer:
             write_atomic(self.dir / INDEX, json.dumps(self.index, default=_plain) + "\n")
 
     def _carrier(self, f: fem.Function) -> fem.Function:
-        """The function on the parent mesh with the element of ``f`` (of the ion submesh)."""
+        """The function on the parent mesh with the element of ``f`` (of a submesh)."""
         element = f.function_space.ufl_element()
         if element not in self._carriers:
             self._carriers[element] = fem.Function(fem.functionspace(self.mesh, element))
         return self._carriers[element]
 
     def _on_parent(self, f: fem.Function) -> fem.Function:
-        if f.function_space.mesh is not self.ion_mesh:
+        cells = self._submeshes.get(id(f.function_space.mesh))
+        if cells is None:
             return f
         carrier = self._carrier(f)
         carrier.x.array[:] = 0.0
-        carrier.interpolate(f, cells0=self._sub_cells, cells1=self._parent_cells)
+        carrier.interpolate(f, cells0=cells[0], cells1=cells[1])
         return carrier
 
     # -- reading
@@ -213,10 +226,11 @@ class Checkpointer:
         import adios4dolfinx
 
         for name, f in functions.items():
-            if f.function_space.mesh is self.ion_mesh:
+            cells = self._submeshes.get(id(f.function_space.mesh))
+            if cells is not None:
                 carrier = self._carrier(f)
                 adios4dolfinx.read_function(path, carrier, time=t, name=name)
-                f.interpolate(carrier, cells0=self._parent_cells, cells1=self._sub_cells)
+                f.interpolate(carrier, cells0=cells[1], cells1=cells[0])
             else:
                 adios4dolfinx.read_function(path, f, time=t, name=name)
             f.x.scatter_forward()
@@ -268,6 +282,8 @@ class Checkpointer:
             self.solid.stress.update()
         if "growth_currents" in entry:
             self.stepper.j = np.asarray(entry["growth_currents"], dtype=float)
+        if self.vacancies is not None:
+            self.vacancies.restore_scalars(entry)
 
     def check_mesh(self, index: dict[str, Any]) -> None:
         cells, total = index["mesh"]

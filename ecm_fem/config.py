@@ -297,6 +297,39 @@ class Transport(StrictModel):
         return regions
 
 
+# ----------------------------------------------------------------------------- vacancies
+class Vacancies(StrictModel):
+    """Li-vacancy diffusion in the Li metal (physics.vacancy, PHYSICS.md section 6): vacancies
+    injected at i_n/F where Li is stripped, annihilated where it is plated, diffusing (and, with
+    a formation volume and mechanics, drifting towards tension) through the Li. There are no
+    library defaults: D_v and c_v,eq of Li follow from the vacancy formation and migration
+    energies, which the literature gives with wide scatter; give the values you mean and their
+    source."""
+
+    diffusivity: Annotated[float, Field(gt=0, le=1e-6)] = Field(
+        description="vacancy diffusion coefficient D_v in Li [m^2/s]")
+    equilibrium_concentration: Annotated[float, Field(gt=0, le=1e5)] = Field(
+        description="equilibrium vacancy concentration c_v,eq [mol/m^3] (Li holds 7.7e4 mol/m^3 "
+        "of lattice sites): the collector value and the default initial state")
+    critical_concentration: Annotated[float, Field(gt=0, le=1e5)] | None = Field(
+        None, description="interface vacancy concentration at which voids nucleate [mol/m^3]: "
+        "the run reports the first time and place the interface reaches it (absent: none)")
+    initial_concentration: Annotated[float, Field(ge=0, le=1e5)] | None = Field(
+        None, description="uniform c_v at t = 0 [mol/m^3] (default: equilibrium_concentration)")
+    collector: Literal["equilibrium", "no_flux"] = Field(
+        "equilibrium", description="at li_cc: c_v = c_v,eq (an ideal vacancy source and sink) "
+        "or no vacancy flux")
+    formation_volume: Annotated[float, Field(ge=0, le=1e-4)] = Field(
+        0.0, description="vacancy formation volume Omega_v [m^3/mol] of the drift towards "
+        "tension, -div(D_v c_v Omega_v / (R T) grad sigma_h); 0: no drift; > 0 needs mechanics")
+    annihilation_scale: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="c_eps of the smooth plating sink c/sqrt(c^2 + c_eps^2) [mol/m^3], a "
+        "regularisation (default 1e-3 equilibrium_concentration)")
+    stop_at_critical: bool = Field(
+        False, description="stop the run (exit 0, complete: false) when the interface reaches "
+        "critical_concentration")
+
+
 # ----------------------------------------------------------------------------- control, time
 class ControlMode(enum.StrEnum):
     galvanostatic = "galvanostatic"
@@ -593,6 +626,8 @@ class RunConfig(StrictModel):
     transport: Transport | None = Field(
         None, description="binary-salt transport in polymer/liquid electrolytes; absent: "
         "single-ion conductors everywhere")
+    vacancies: Vacancies | None = Field(
+        None, description="Li-vacancy diffusion in the Li metal; absent: not solved")
     control: Control = Field(default_factory=Control)
     time: Time = Field(default_factory=Time)
     discretisation: Discretisation = Field(default_factory=Discretisation)
@@ -673,6 +708,27 @@ class RunConfig(StrictModel):
         if self.transport is not None and self.time.t_end == 0:
             raise ValueError("transport: the salt concentration evolves in time; set "
                              "time.t_end > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _vacancies(self) -> RunConfig:
+        v = self.vacancies
+        if v is None:
+            return self
+        if self.time.t_end == 0:
+            raise ValueError("vacancies: the vacancy concentration evolves in time; set "
+                             "time.t_end > 0")
+        if v.formation_volume > 0 and self.mechanics is None:
+            raise ValueError("vacancies.formation_volume: the stress drift needs the hydrostatic "
+                             "stress of a mechanics section; add one or set it to 0")
+        start = v.initial_concentration if v.initial_concentration is not None \
+            else v.equilibrium_concentration
+        if v.critical_concentration is not None and v.critical_concentration <= start:
+            raise ValueError(f"vacancies.critical_concentration: {v.critical_concentration:g} "
+                             f"mol/m^3 is not above the initial concentration {start:g} mol/m^3, "
+                             "so it would be reached at t = 0")
+        if v.stop_at_critical and v.critical_concentration is None:
+            raise ValueError("vacancies.stop_at_critical: needs vacancies.critical_concentration")
         return self
 
     @model_validator(mode="after")

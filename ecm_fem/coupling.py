@@ -23,18 +23,24 @@ step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mpi4py import MPI
 
-import basix
 import numpy as np
-from dolfinx import fem, la
+from dolfinx import fem
 from scipy.spatial import cKDTree
 
 from ecm_fem.geometry.tags import FACET_TAGS
-from ecm_fem.mesh import cell_centroids, facet_end_points, facet_normals, owned_facet_cells
+from ecm_fem.mesh import (
+    FacetDofMean,
+    cell_centroids,
+    facet_end_points,
+    facet_normals,
+    owned_facet_cells,
+)
 from ecm_fem.physics.stress_coupling import InterfaceStress, interface_stress_from_tensors
 from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
 
@@ -112,25 +118,14 @@ class InterfaceStressMap:
     def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh, cell_tag: np.ndarray):
         self.ec = ec
         sub = ec.mesh
-        fdim = sub.topology.dim - 1
         cells, local = owned_facet_cells(sub, ec.region.facet_tags, FACET_TAGS["interface"])
         facets, li, ion = interface_facet_pairs(ec, parent, cells, local)
         normals = facet_normals(parent, facets, li) if len(facets) \
             else np.zeros((0, 2))
         self._n = np.column_stack([normals, np.zeros(len(normals))])
         self._setup_recovery(parent, cell_tag, facets, li, ion)
-        element = basix.create_element(
-            basix.ElementFamily.P, getattr(basix.CellType, sub.topology.cell_name()),
-            ec.V.ufl_element().basix_element.degree, basix.LagrangeVariant.gll_warped)
-        closure = element.entity_closure_dofs[fdim]
-        dofmap = ec.V.dofmap
-        self._facet_dofs = np.array(
-            [dofmap.cell_dofs(c)[closure[lf]] for c, lf in zip(cells, local, strict=True)],
-            dtype=np.int32).reshape(len(cells), len(closure[0]))
-        index_map = dofmap.index_map
-        self._sums = la.vector(index_map, bs=self.N_MEASURES + 1)
-        counts = self._accumulate(np.zeros((len(cells), self.N_MEASURES)))[:, -1]
-        self.dofs = np.flatnonzero(counts > 0).astype(np.int32)
+        self._mean = FacetDofMean(ec.V, cells, local, self.N_MEASURES)
+        self.dofs = self._mean.dofs
         x = ec.V.tabulate_dof_coordinates()[self.dofs]
         curve = ec.interface_curve
         self._curvature = curve.at(x[:, :2]) if curve is not None else np.zeros(len(self.dofs))
@@ -186,26 +181,11 @@ class InterfaceStressMap:
                        if len(stencils) else np.zeros((0, 3, 3)))
         return out[0], out[1]
 
-    def _accumulate(self, values: np.ndarray) -> np.ndarray:
-        """Per local dof (owned and ghost): the sums over the dof's facets (on all ranks) of the
-        facet ``values`` (k, N_MEASURES), and their number in the last column."""
-        bs = self.N_MEASURES + 1
-        sums = self._sums
-        sums.array[:] = 0.0
-        acc = sums.array.reshape(-1, bs)
-        rows = np.column_stack([values, np.ones(len(values))])
-        for j in range(self._facet_dofs.shape[1]):
-            np.add.at(acc, self._facet_dofs[:, j], rows)
-        sums.scatter_reverse(la.InsertMode.add)
-        sums.scatter_forward()
-        return sums.array.reshape(-1, bs)
-
     def update(self, stress: StressFields) -> None:
         sigma_li, sigma_ion = self._recovered(stress)
         facets = interface_stress_from_tensors(sigma_li, sigma_ion, self._n)
-        acc = self._accumulate(np.column_stack(
+        mean = self._mean(np.column_stack(
             [getattr(facets, m) for m in self.MEASURES]).reshape(-1, self.N_MEASURES))
-        mean = acc[self.dofs, :-1] / acc[self.dofs, -1:]
         self.ec.set_interface_stress(self.dofs, InterfaceStress(
             curvature=self._curvature, **{m: mean[:, k] for k, m in enumerate(self.MEASURES)}))
 
@@ -232,6 +212,21 @@ class StepResult:
     hardest: int = 0
 
 
+def advance_followers(followers: Sequence[Any], dt: float) -> str:
+    """Step the fields that follow the step's solution without acting back on it
+    (vacancies.LiVacancies: ``name``, ``advance(dt)``, ``commit()``, ``rollback()``) once the
+    step's solve has converged and before it is committed. Returns "" or the reason of a
+    failure, after which every follower is back at its committed state."""
+    for follower in followers:
+        try:
+            follower.advance(dt)
+        except (SolverError, RuntimeError) as exc:
+            for f in followers:
+                f.rollback()
+            return f"{follower.name}: {exc}"
+    return ""
+
+
 def _total(reports: list[SolveReport]) -> SolveReport:
     return SolveReport(True, reports[-1].reason, sum(r.newton_its for r in reports),
                        sum(r.krylov_its for r in reports))
@@ -239,11 +234,13 @@ def _total(reports: list[SolveReport]) -> SolveReport:
 
 class CoupledStep:
     """Solves one time step of the current distribution ``ec`` (with its ``solver``) and, when
-    given, the mechanics ``solid``, coupled as described in the module docstring."""
+    given, the mechanics ``solid``, coupled as described in the module docstring, then the
+    ``followers`` (``advance_followers``)."""
 
     def __init__(self, config: RunConfig, ec: CurrentDistribution, solver: BlockedNewtonSolver,
-                 solid: StepSolid | None):
+                 solid: StepSolid | None, followers: Sequence[Any] = ()):
         self.ec, self.solver, self.solid = ec, solver, solid
+        self.followers = list(followers)
         # with mechanics the map always runs: interface.csv reports its stresses
         self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag) \
             if solid is not None else None
@@ -272,16 +269,22 @@ class CoupledStep:
         ec.set_time(t, dt)
         ec_reports: list[SolveReport] = []
         mech_reports: list[SolveReport] = []
+        failure = ""
         try:
             its = self._iterate(dt, ec_reports, mech_reports)
         except (SolverError, RuntimeError) as exc:
+            failure = f"{self._stage}: {exc}"
+        failure = failure or advance_followers(self.followers, dt)
+        if failure:
             saved.restore()
             if solid is not None and u_backup is not None:
                 solid.restore(u_backup)
-            return StepResult(False, f"{self._stage}: {exc}")
+            return StepResult(False, failure)
         ec.commit()
         if solid is not None:
             solid.commit()
+        for follower in self.followers:
+            follower.commit()
         reports = [_total(ec_reports)] + ([_total(mech_reports)] if mech_reports else [])
         hardest = max(r.newton_its for r in ec_reports + mech_reports)
         return StepResult(True, "", reports, its, hardest)

@@ -34,20 +34,23 @@ if TYPE_CHECKING:
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
 TRANSPORT_COLUMNS = ["c_min_interface", "c_max_interface", "salt_amount"]
+VACANCY_COLUMNS = ["c_v_interface_max", "vacancy_amount", "newton_its_vacancy"]
 MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
                      "newton_its_mech", "krylov_its_mech", "coupling_its"]
 INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",
                      "sigma_nn_li", "p_li", "tau_nn_li", "sigma_nn_electrolyte", "p_electrolyte",
-                     "tau_nn_electrolyte", "curvature", "s", "c", "region"]
+                     "tau_nn_electrolyte", "curvature", "s", "c", "c_v", "region"]
 
 
 def history_columns(config: RunConfig) -> list[str]:
     """The columns of history.csv for ``config``: HISTORY_COLUMNS, TRANSPORT_COLUMNS with a
-    binary electrolyte and, with mechanics,
+    binary electrolyte, VACANCY_COLUMNS with vacancies and, with mechanics,
     MECHANICS_COLUMNS and K_I [Pa m^0.5] and K_I / K_Ic of every crack tip of the geometry."""
     columns = list(HISTORY_COLUMNS)
     if config.transport is not None:
         columns += TRANSPORT_COLUMNS
+    if config.vacancies is not None:
+        columns += VACANCY_COLUMNS
     if config.mechanics is not None:
         columns += MECHANICS_COLUMNS
         for name, _, _ in config.geometry.crack_tips():

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+import basix
 import gmsh
 import numpy as np
-from dolfinx import fem
+from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 from scipy.spatial import cKDTree
 
@@ -402,3 +403,57 @@ def region_field(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags,
             field.x.array[cells] = value(region, parent)
     field.x.scatter_forward()
     return field
+
+
+class FacetDofMean:
+    """Means at the dofs of a Lagrange ``space`` of values given on some facets: each dof on
+    one of the facets (given as owned cell and local facet index, ``owned_facet_cells``) gets
+    the mean of the values of all the facets through it, on every rank (sums are added across
+    ranks with a reverse scatter, so the mean does not depend on the partition).
+
+    Attributes:
+        facet_dofs: (k, n) the dofs of each facet, in the element's facet-closure order.
+        dofs: the local dofs (owned and ghost) that lie on at least one of the facets.
+    """
+
+    def __init__(self, space: fem.FunctionSpace, cells: np.ndarray, local_facets: np.ndarray,
+                 width: int):
+        msh = space.mesh
+        element = basix.create_element(
+            basix.ElementFamily.P, getattr(basix.CellType, msh.topology.cell_name()),
+            space.ufl_element().basix_element.degree, basix.LagrangeVariant.gll_warped)
+        closure = element.entity_closure_dofs[msh.topology.dim - 1]
+        n_facet = len(closure[0])
+        dofmap = space.dofmap
+        self.facet_dofs = np.array(
+            [dofmap.cell_dofs(c)[closure[lf]] for c, lf in zip(cells, local_facets, strict=True)],
+            dtype=np.int32).reshape(len(cells), n_facet)
+        self.width = width
+        self._sums = la.vector(dofmap.index_map, bs=width + 1)
+        counts = self._accumulate(np.zeros((len(cells), width)))[:, -1]
+        self.dofs = np.flatnonzero(counts > 0).astype(np.int32)
+
+    def _accumulate(self, values: np.ndarray) -> np.ndarray:
+        """Per local dof: the sums of ``values`` over the facets through it, and their number in
+        the last column."""
+        bs = self.width + 1
+        sums = self._sums
+        sums.array[:] = 0.0
+        acc = sums.array.reshape(-1, bs)
+        k, n = self.facet_dofs.shape
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 2:  # one row per facet, for all its dofs
+            values = values[:, None, :]
+        values = np.broadcast_to(values, (k, n, self.width))
+        for j in range(n):
+            np.add.at(acc, self.facet_dofs[:, j],
+                      np.column_stack([values[:, j, :], np.ones(k)]))
+        sums.scatter_reverse(la.InsertMode.add)
+        sums.scatter_forward()
+        return acc
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """(len(dofs), width) means at ``dofs`` of ``values``: (k, width), one row per facet
+        for all its dofs, or (k, n, width), one row per facet dof. Collective."""
+        acc = self._accumulate(values)
+        return acc[self.dofs, :-1] / acc[self.dofs, -1:]

@@ -52,6 +52,7 @@ within mechanics.coupling.rtol of the kinetics' current, as in the staggered sch
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mpi4py import MPI
@@ -62,7 +63,7 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
-from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult
+from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult, advance_followers
 from ecm_fem.solid import rescaled_currents
 from ecm_fem.solver import (
     _SNES_REASONS,
@@ -91,14 +92,17 @@ def _values(v: PETSc.Vec) -> np.ndarray:
 class MonolithicStep:
     """One time step of ``ec`` (with its Newton solver ``ec_solver``) and the mechanics
     ``solid``, solved by the monolithic Newton method of the module docstring. Same interface
-    as ``coupling.CoupledStep``: ``initial_state()`` then ``attempt(t, dt)`` per step."""
+    as ``coupling.CoupledStep``: ``initial_state()`` then ``attempt(t, dt)`` per step, with
+    the ``followers`` stepped after the coupled solve (``coupling.advance_followers``)."""
 
     def __init__(self, config: RunConfig, ec: CurrentDistribution,
-                 ec_solver: BlockedNewtonSolver, solid: StepSolid):
+                 ec_solver: BlockedNewtonSolver, solid: StepSolid,
+                 followers: Sequence[Any] = ()):
         m = config.mechanics
         assert m is not None
         self.config = config
         self.ec, self.ec_solver, self.solid = ec, ec_solver, solid
+        self.followers = list(followers)
         self.mech = solid.problem
         self.mech_solver = solid.solver
         self.growth = self.mech.growth
@@ -563,6 +567,7 @@ class MonolithicStep:
                 self._evaluate(self.x, self.b.duplicate())  # every state at the solution
         except (PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
             failure = f"coupled Newton failed: {exc}"
+        failure = failure or advance_followers(self.followers, dt)
         if failure:
             saved.restore()
             self.j = j_backup
@@ -571,6 +576,8 @@ class MonolithicStep:
             return StepResult(False, failure)
         ec.commit()
         solid.commit()
+        for follower in self.followers:
+            follower.commit()
         rep = self._report
         rep.converged = True
         rep.reason = _SNES_REASONS.get(self.snes.getConvergedReason(), "")

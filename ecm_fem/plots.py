@@ -1,11 +1,11 @@
-"""The figures a user looks at first, made from a run folder's tables (so ``ecm-fem plot DIR``
-can remake them at any time): ``plots/history.png`` (V_we, V_cell and the applied current over
-time; focusing factor over time), ``plots/interface.png`` (i_n, eta, with mechanics the Li
-pressure and the electrolyte's normal stress, with a binary electrolyte the salt concentration,
-along the interface, against the arc length in 2D, at up to five output times) and
-``plots/fields.png`` (phi, |i|, the salt concentration and the von Mises stress at the last
-output time, from the VTX files: ``snapshot.py``). Matplotlib with the Agg backend: no
-display needed.
+"""The figures a user looks at first, made from a run folder's tables (so ``ecm-fem plot DIR`` can
+remake them at any time): ``plots/history.png`` (V_we, V_cell and the applied current over time;
+focusing factor over time), ``plots/interface.png`` (i_n, eta, with mechanics the Li pressure
+and the electrolyte's normal stress, with a binary electrolyte the salt concentration, with
+vacancies their concentration in the Li, along the interface, against the arc length in 2D, at
+up to five output times) and ``plots/fields.png`` (phi, |i|, the salt and vacancy concentrations
+and the von Mises stress at the last output time, from the VTX files: ``snapshot.py``).
+Matplotlib with the Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -82,11 +82,12 @@ def make_plots(run_dir: str | Path) -> list[Path]:
         chosen = times[np.unique(np.linspace(0, len(times) - 1, MAX_PROFILES).round().astype(int))]
         stresses = "p_li" in profiles and bool(np.isfinite(profiles["p_li"]).any())
         salt = "c" in profiles and bool(np.isfinite(profiles["c"]).any())
+        vacancies = "c_v" in profiles and bool(np.isfinite(profiles["c_v"]).any())
         # along the curve where it is known (2D): the walls of a flaw or a void do not collapse
         along = "s" if "s" in profiles and np.isfinite(profiles["s"]).all() else "x"
         # a 3D interface is a surface: its points against x are a cloud, not a curve
         style = "." if "z" in profiles and np.ptp(profiles["z"]) > 0 else ".-"
-        n_panels = 2 + stresses + salt
+        n_panels = 2 + stresses + salt + vacancies
         fig, axes = plt.subplots(n_panels, 1, figsize=(7, 3 + 2.5 * (n_panels - 1)),
                                  sharex=True, layout="constrained")
         ax_i, ax_e = axes[:2]
@@ -102,12 +103,19 @@ def make_plots(run_dir: str | Path) -> list[Path]:
                 axes[2].plot(x, -1e-6 * profiles["sigma_nn_electrolyte"][sel][order], ":",
                              color=line.get_color())
             if salt:
-                axes[-1].plot(x, profiles["c"][sel][order], style, ms=3, color=line.get_color())
+                axes[2 + stresses].plot(x, profiles["c"][sel][order], style, ms=3,
+                                        color=line.get_color())
+            if vacancies:
+                axes[-1].plot(x, profiles["c_v"][sel][order], style, ms=3,
+                              color=line.get_color())
         if stresses:
             axes[2].set_ylabel("p_Li (solid), -sigma_nn electrolyte\n(dotted) [MPa]")
             axes[2].axhline(0.0, color="0.7", lw=0.8)
         if salt:
-            axes[-1].set_ylabel("salt concentration c\nat the interface [mol/m$^3$]")
+            axes[2 + stresses].set_ylabel("salt concentration c\nat the interface [mol/m$^3$]")
+            axes[2 + stresses].set_ylim(bottom=0.0)
+        if vacancies:
+            axes[-1].set_ylabel("Li-vacancy concentration c_v\nat the interface [mol/m$^3$]")
             axes[-1].set_ylim(bottom=0.0)
         ax_i.set_ylabel("i_n [A/m$^2$] (anodic +)")
         ax_i.axhline(0.0, color="0.7", lw=0.8)

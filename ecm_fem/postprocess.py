@@ -34,10 +34,11 @@ def real_value(u: fem.Function) -> float:
 STRESS_FIELDS = ["sigma_nn_li", "p_li", "tau_nn_li",
                  "sigma_nn_electrolyte", "p_electrolyte", "tau_nn_electrolyte"]
 PROFILE_FIELDS = ["x", "y", "z", "i_n", "eta", "eta_ct", "U_mech", "dmu_e", *STRESS_FIELDS,
-                  "c", "region", "curvature", "s"]
+                  "c", "c_v", "region", "curvature", "s"]
 
 
-def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
+def interface_profile(p: CurrentDistribution, c_v: fem.Function | None = None
+                      ) -> dict[str, np.ndarray]:
     """i_n, eta and the mechanical terms at the interface, sorted by position; full arrays on
     every rank.
 
@@ -56,7 +57,9 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     n.(sigma - sigma_h I).n [Pa], with n the unit normal from Li into the electrolyte: the
     interface stresses that the kinetics read (coupling.InterfaceStressMap, in
     ``p.stress_outputs``); nan without mechanics. ``c`` is the salt concentration of a binary
-    electrolyte at the interface [mol/m^3] (nan without transport).
+    electrolyte at the interface [mol/m^3] (nan without transport); ``c_v`` the Li-vacancy
+    concentration [mol/m^3], from the Function ``c_v`` on the ion-conducting submesh whose
+    interface values are those of the Li (vacancies.LiVacancies.profile_field; nan without).
     """
     msh = p.mesh
     comm = msh.comm
@@ -72,15 +75,18 @@ def interface_profile(p: CurrentDistribution) -> dict[str, np.ndarray]:
     stresses = [p.stress_outputs[k] for k in STRESS_FIELDS] if p.stress_outputs \
         else [0.0 * x[0]] * len(STRESS_FIELDS)
     salt = p.salt.c if p.salt is not None else 0.0 * x[0]
+    vacancies = c_v if c_v is not None else 0.0 * x[0]
     expr = fem.Expression(ufl.as_vector([*coords, p.i_n, p.eta, p.eta_ct, p.U_mech, p.dmu_e,
-                                         *stresses, salt]), element.points)
-    n_values = 9 + len(STRESS_FIELDS)
+                                         *stresses, salt, vacancies]), element.points)
+    n_values = 10 + len(STRESS_FIELDS)
     if cells:
         values = expr.eval(msh, np.asarray(cells, dtype=np.int32))
         values = values.reshape(len(cells), len(element.points), n_values)
         if not p.stress_outputs:  # no mechanics
             values[:, :, 8: 8 + len(STRESS_FIELDS)] = np.nan
         if p.salt is None:
+            values[:, :, -2] = np.nan
+        if c_v is None:
             values[:, :, -1] = np.nan
         closure = element.entity_closure_dofs[fdim]
         tag_of = cell_tag_array(msh, p.region.cell_tags)

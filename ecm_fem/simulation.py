@@ -1,12 +1,13 @@
 """One run from a validated config to its output folder: mesh, problems, the time loop,
 post-processing and output.
 
-Per time step the current distribution (quasi-static kinetics; time enters through the
-control sequence) and, with a ``mechanics`` section, the solid are solved together
-(coupling.CoupledStep): the growth eigenstrain advances with the step's interface current
-(backward Euler), Li creeps over the step, and the kinetics feel the interface stresses through
-kinetics.stress_coupling. A step that does not converge is never accepted: it is retried with
-half the step (down to time.dt_min); after that the run stops with the last good state written and
+Per time step the current distribution (quasi-static kinetics; time enters through the control
+sequence) and, with a ``mechanics`` section, the solid are solved together (coupling.CoupledStep):
+the growth eigenstrain advances with the step's interface current (backward Euler), Li creeps over
+the step, and the kinetics feel the interface stresses through kinetics.stress_coupling; then, with
+a ``vacancies`` section, the Li vacancies follow the step's interface current
+(vacancies.LiVacancies). A step that does not converge is never accepted: it is retried with half
+the step (down to time.dt_min); after that the run stops with the last good state written and
 ``converged: false`` in summary.json. Steps grow back after successes (to time.dt, or up to
 time.dt_max with time.adaptive).
 """
@@ -40,6 +41,7 @@ from ecm_fem.physics.transport import depletion_time
 from ecm_fem.problem import CurrentDistribution, SaltTransport
 from ecm_fem.solid import StepSolid
 from ecm_fem.solver import BlockedNewtonSolver, SolverError
+from ecm_fem.vacancies import LiVacancies
 
 log = logging.getLogger("ecm_fem")
 
@@ -159,15 +161,20 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     problem = CurrentDistribution(config, mesh_data)
     solver = build_solver(problem, config)
     solid = StepSolid(config, mesh_data) if config.mechanics is not None else None
+    vacancies = LiVacancies(config, mesh_data, problem, solid) \
+        if config.vacancies is not None else None
+    followers = [vacancies] if vacancies is not None else []
     stepper: CoupledStep | MonolithicStep
     if solid is not None and config.mechanics.coupling.scheme == "monolithic":
-        stepper = MonolithicStep(config, problem, solver, solid)
+        stepper = MonolithicStep(config, problem, solver, solid, followers)
     else:
-        stepper = CoupledStep(config, problem, solver, solid)
+        stepper = CoupledStep(config, problem, solver, solid, followers)
     timings["setup"] = time.perf_counter() - t
     unknowns = list(zip(problem.names, problem.unknowns, strict=True))
     if solid is not None:
         unknowns.append(("u", solid.problem.u))
+    if vacancies is not None:
+        unknowns.append(("c_v", vacancies.c_v))
     dofs = {name: u.function_space.dofmap.index_map.size_global
             * u.function_space.dofmap.index_map_bs for name, u in unknowns}
     log.info("dofs: %s (setup incl. JIT %.2f s)", ", ".join(f"{k} {v}" for k, v in dofs.items()),
@@ -183,6 +190,8 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     writer.add_fields("current_density", [j_field.function])
     if problem.salt is not None:
         writer.add_fields("concentration", [problem.salt.c])
+    if vacancies is not None:
+        writer.add_fields("vacancies", [vacancies.c_v])
     if solid is not None:
         solid.add_fields(writer)
 
@@ -192,10 +201,11 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
 
     every = config.output.fields_every
     checkpoint_every = config.output.checkpoint_every
-    checkpoints = Checkpointer(run_dir, mesh_data, problem, solid, stepper, writer.fields) \
-        if checkpoint_every else None
+    checkpoints = Checkpointer(run_dir, mesh_data, problem, solid, stepper, writer.fields,
+                               vacancies) if checkpoint_every else None
     converged, stopped = True, False
     depletion: float | None = None
+    critical_stop = False
     failure = ""
     t_solve = 0.0
     t_now, step, successes = 0.0, 0, 0
@@ -251,7 +261,8 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
         t_now = t_try
         reports = result.reports
         ec_rep = reports[0]
-        profile = postprocess.interface_profile(problem)
+        profile = postprocess.interface_profile(
+            problem, vacancies.profile_field() if vacancies is not None else None)
         scalars = postprocess.step_scalars(problem, profile)
         row = {"step": step, "time": t_now, "dt": dt_try, **scalars,
                "newton_its": ec_rep.newton_its, "krylov_its": ec_rep.krylov_its}
@@ -262,11 +273,17 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
             mech_text = (f"  mech newton {reports[1].newton_its:2d} krylov "
                          f"{reports[1].krylov_its:4d}  coupling {result.coupling_its:2d}  "
                          f"max p_Li = {row['max_p_li']:.4g} Pa")
+        if vacancies is not None:
+            row.update(vacancies.scalars())
+            mech_text += (f"  vacancy newton {vacancies.newton_its:2d}  max c_v = "
+                          f"{row['c_v_interface_max']:.4g} mol/m^3")
         writer.add_step(row, profile)
         done = t_end == 0 or t_now >= t_end * (1 - 1e-12)
         if problem.salt is not None and not done:
             depletion = _salt_depletion(problem.salt, writer.history)
-        stopped = depletion is not None
+        if vacancies is not None and vacancies.check_critical(writer.history):
+            critical_stop = vacancies.stop_at_critical and not done
+        stopped = depletion is not None or critical_stop
         if (every and step % every == 0) or done or stopped:
             write_fields(t_now)
             last_written = t_now
@@ -290,6 +307,10 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
                         "extrapolated linearly in sqrt(t)) = %.6g s; the run stops here",
                         row["c_min_interface"], depletion)
             break
+        if critical_stop:
+            log.warning("the run stops here, at the vacancy criterion "
+                        "(vacancies.stop_at_critical)")
+            break
         if stopped:
             log.info("stopped after %d steps as asked, at t = %g s of %g s; continue with: "
                      "ecm-fem run --restart %s", stop_after, t_now, t_end, run_dir)
@@ -299,6 +320,8 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     writer.close()
     stepper.destroy()
     solver.destroy()
+    if vacancies is not None:
+        vacancies.destroy()
     if solid is not None:
         solid.destroy()
     timings["solve"] = t_solve
@@ -310,6 +333,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
         "complete": converged and not stopped,
         "failure": failure or None,
         **({"salt_depletion_time": depletion} if problem.salt is not None else {}),
+        **(vacancies.summary(writer.history) if vacancies is not None else {}),
         "steps": step,
         "restarts": checkpoints.restarts if checkpoints is not None else 0,
         "versions": vers,

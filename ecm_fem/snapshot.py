@@ -111,6 +111,7 @@ PANELS = [
     ("phi.bp", "phi", "electrolyte potential phi", 1e3, "mV", False),
     ("current_density.bp", "current_density", "current density |i|", 1.0, "A/m$^2$", True),
     ("concentration.bp", "c", "salt concentration c", 1.0, "mol/m$^3$", False),
+    ("vacancies.bp", "c_v", "Li-vacancy concentration c_v", 1.0, "mol/m$^3$", False),
     ("stress_measures.bp", "von_mises", "von Mises stress", 1e-6, "MPa", True),
 ]
 

@@ -164,6 +164,8 @@ _TEMPLATES: dict[tuple[str, ...], Any] = {
     ("control", "steps"): [{"until": 30.0, "current_density": -10.0},
                            {"until": 60.0, "current_density": 10.0}],
     ("control", "cycling"): {"current_density": 10.0, "half_period": 30.0},
+    # the illustrative values of configs/li_llzo_stripping_vacancies.yaml (sources there)
+    ("vacancies",): {"diffusivity": 7.7e-10, "equilibrium_concentration": 0.77},
 }
 
 

@@ -73,3 +73,17 @@ def tagged_measure(msh, tags, kind: str, tag: int) -> float:
 
     m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
     return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
+
+
+def config_with(data: dict, **changes):
+    """``RunConfig`` of the config dict ``data`` with dotted-key ``changes`` applied
+    (``{"geometry.width": 1e-5}``; a missing section is created)."""
+    from ecm_fem.config import RunConfig
+
+    for key, value in changes.items():
+        node = data
+        *path, last = key.split(".")
+        for k in path:
+            node = node.setdefault(k, {})
+        node[last] = value
+    return RunConfig.model_validate(data)

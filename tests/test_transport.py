@@ -30,6 +30,7 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 import ufl
+from conftest import config_with
 from dolfinx import fem
 
 from ecm_fem import postprocess
@@ -64,13 +65,7 @@ def binary_config(**changes) -> RunConfig:
         "control": {"mode": "galvanostatic", "current_density": 1.0},
         "time": {"t_end": 1e5, "dt": 2e4},
     }
-    for key, value in changes.items():
-        node = data
-        *path, last = key.split(".")
-        for k in path:
-            node = node.setdefault(k, {})
-        node[last] = value
-    return RunConfig.model_validate(data)
+    return config_with(data, **changes)
 
 
 def run_and_wait(config: RunConfig, folder) -> dict:

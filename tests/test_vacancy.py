@@ -29,7 +29,7 @@ from ecm_fem.physics.vacancy import (
     VacancyDiffusion,
     VacancySolverError,
     annihilation_factor,
-    transfer_to_li,
+    transfer_shared_vertices,
 )
 
 RT = GAS_CONSTANT * T_REFERENCE
@@ -451,7 +451,7 @@ def source_field(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.mpi
-def test_transfer_to_li_two_regions():
+def test_transfer_shared_vertices_two_regions():
     """A rectangle split at y = 0 into Li (below) and electrolyte (above), the regions made with
     extract_region: a P1 field of the ion-conducting submesh arrives at every interface node of
     the Li submesh (owned and ghost) and nowhere else (a field varying in x and y: a vertex
@@ -477,7 +477,7 @@ def test_transfer_to_li_two_regions():
     source.interpolate(source_field)
     target = fem.Function(fem.functionspace(li.mesh, ("Lagrange", 1)))
     target.x.array[:] = -1e9
-    transfer_to_li(source, ion, li, target)
+    transfer_shared_vertices(source, ion, li, target)
 
     V = target.function_space
     points = V.tabulate_dof_coordinates()
@@ -495,8 +495,9 @@ def test_transfer_to_li_two_regions():
 # ------------------------------------------------------------- 6. rank-count agreement
 def planar_run(comm: MPI.Comm, linear_solver: str) -> tuple[float, float, np.ndarray, float]:
     """The project's gmsh planar cell (Li 10 um under 20 um of electrolyte): a current field
-    on the ion-conducting submesh handed to the Li submesh with transfer_to_li, four steps with
-    an equilibrium collector and stress drift. Returns (amount, interface max, where, flux)."""
+    on the ion-conducting submesh handed to the Li submesh with transfer_shared_vertices, four
+    steps with an equilibrium collector and stress drift. Returns (amount, interface max, where,
+    flux)."""
     W = 20e-6
     cfg = RunConfig.model_validate({"geometry": {
         "width": W, "li_thickness": 10e-6, "electrolyte_thickness": 20e-6,
@@ -510,7 +511,7 @@ def planar_run(comm: MPI.Comm, linear_solver: str) -> tuple[float, float, np.nda
                            equilibrium_concentration=50.0, molar_volume=1.3e-5,
                            sigma_h=1e12 * x[0] * (1 + x[1] / 10e-6),
                            linear_solver=linear_solver)
-    transfer_to_li(i_ion, md.ion, li, vac.interface_current)
+    transfer_shared_vertices(i_ion, md.ion, li, vac.interface_current)
     for _ in range(4):
         vac.step(2.0)
         vac.commit()

@@ -1,7 +1,8 @@
 """Lithium-vacancy transport in the Li metal (PHYSICS.md sections 1 and 6): vacancies injected at
 the interface where Li is stripped, annihilated where Li is plated, diffusing (and drifting in a
 hydrostatic-stress gradient) through the Li; one ``VacancyDiffusion`` per Li region, and
-``transfer_to_li`` to hand a field of the ion-conducting submesh (the interface current) to it.
+``transfer_shared_vertices`` to hand a field of the ion-conducting submesh (the interface current)
+to it and back; ``crossing_time`` for the first time the interface concentration reaches a value.
 
 Units are SI: c_v [mol/m^3], D_v [m^2/s], Omega_v [m^3/mol], sigma_h [Pa], i_n [A/m^2].
 
@@ -424,7 +425,25 @@ def _check_parameters(diffusivity: Any, c_eq: float, molar_volume: float, temper
                          f"got {linear_solver!r}")
 
 
-# -- fields from the ion-conducting submesh to the Li submesh
+def crossing_time(times: Any, values: Any, threshold: float) -> float | None:
+    """The first time [s] at which the sampled ``values`` (at ``times``, rising) reach
+    ``threshold``, interpolated linearly in sqrt(t) between the two samples that straddle it:
+    exact for the constant-flux semi-infinite solution c_v0 + 2 J sqrt(t / (pi D_v)) when the
+    first sample is t = 0. None when no sample reaches it."""
+    t = np.asarray(times, dtype=float)
+    v = np.asarray(values, dtype=float)
+    reached = np.flatnonzero(v >= threshold)
+    if len(reached) == 0:
+        return None
+    k = int(reached[0])
+    if k == 0 or v[k] == v[k - 1]:
+        return float(t[k])
+    s0, s1 = np.sqrt(t[k - 1]), np.sqrt(t[k])
+    s = s0 + (threshold - v[k - 1]) * (s1 - s0) / (v[k] - v[k - 1])
+    return float(s * s)
+
+
+# -- fields between the ion-conducting submesh and the Li submesh
 
 def _p1_dof_nodes(space: fem.FunctionSpace) -> np.ndarray:
     """The geometry node of every local dof (owned and ghost) of a P1 space on simplices: a
@@ -451,23 +470,26 @@ def _boundary_vertex_dofs(space: fem.FunctionSpace) -> tuple[np.ndarray, np.ndar
     return dofs, keys
 
 
-def transfer_to_li(source: fem.Function, source_region: Any, li_region: Any,
-                   target: fem.Function) -> None:
+def transfer_shared_vertices(source: fem.Function, source_region: Any, target_region: Any,
+                             target: fem.Function) -> None:
     """Copy the values of the P1 ``source`` (on ``source_region.mesh``, e.g. the ion-conducting
-    submesh ``MeshData.ion``) onto the P1 ``target`` (on ``li_region.mesh``) at every vertex the
-    two regions share (the interface, where both are cut from the same parent mesh), owned
-    values and ghosts; other target values are left alone. Collective.
+    submesh ``MeshData.ion``) onto the P1 ``target`` (on ``target_region.mesh``, e.g. the Li
+    submesh) at every vertex the two regions share (the interface, where both are cut from the
+    same parent mesh), owned values and ghosts; other target values are left alone. Either
+    direction works. Collective.
 
     The shared vertices are matched by the parent vertex they come from, named by the input
     global index that create_submesh carries over (``Region.vertex_map`` holds rank-local
     parent indices, which do not name a vertex across ranks). Each owned boundary value of the
     source goes to the rank key % size, where each rank's owned boundary target vertices
     collect it (two all-to-all exchanges of interface-sized data)."""
-    for name, f, region in (("source", source, source_region), ("target", target, li_region)):
+    for name, f, region in (("source", source, source_region),
+                            ("target", target, target_region)):
         if not _is_lagrange_p1(f.function_space):
-            raise ValueError(f"transfer_to_li: {name} must be a scalar P1 Function")
+            raise ValueError(f"transfer_shared_vertices: {name} must be a scalar P1 Function")
         if f.function_space.mesh is not region.mesh:
-            raise ValueError(f"transfer_to_li: {name} does not live on its region's mesh")
+            raise ValueError(f"transfer_shared_vertices: {name} does not live on its region's "
+                             "mesh")
     comm = target.function_space.mesh.comm
     size = comm.size
     src_dofs, src_keys = _boundary_vertex_dofs(source.function_space)
