@@ -412,22 +412,26 @@ class FacetDofMean:
     ranks with a reverse scatter, so the mean does not depend on the partition).
 
     Attributes:
-        facet_dofs: (k, n) the dofs of each facet, in the element's facet-closure order.
+        element: the basix element of ``space`` (its ``points`` are the reference dof points).
+        facet_rows: (k, n) the positions, among its cell's dofs, of each facet's dofs (the
+            element's facet closure).
+        facet_dofs: (k, n) the dofs of each facet, in that order.
         dofs: the local dofs (owned and ghost) that lie on at least one of the facets.
     """
 
     def __init__(self, space: fem.FunctionSpace, cells: np.ndarray, local_facets: np.ndarray,
                  width: int):
         msh = space.mesh
-        element = basix.create_element(
+        self.element = basix.create_element(
             basix.ElementFamily.P, getattr(basix.CellType, msh.topology.cell_name()),
             space.ufl_element().basix_element.degree, basix.LagrangeVariant.gll_warped)
-        closure = element.entity_closure_dofs[msh.topology.dim - 1]
-        n_facet = len(closure[0])
+        closure = self.element.entity_closure_dofs[msh.topology.dim - 1]
+        self.facet_rows = np.array([closure[lf] for lf in local_facets],
+                                   dtype=np.int32).reshape(len(local_facets), len(closure[0]))
         dofmap = space.dofmap
         self.facet_dofs = np.array(
-            [dofmap.cell_dofs(c)[closure[lf]] for c, lf in zip(cells, local_facets, strict=True)],
-            dtype=np.int32).reshape(len(cells), n_facet)
+            [dofmap.cell_dofs(c)[rows] for c, rows in zip(cells, self.facet_rows, strict=True)],
+            dtype=np.int32).reshape(self.facet_rows.shape)
         self.width = width
         self._sums = la.vector(dofmap.index_map, bs=width + 1)
         counts = self._accumulate(np.zeros((len(cells), width)))[:, -1]

@@ -266,16 +266,16 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
         scalars = postprocess.step_scalars(problem, profile)
         row = {"step": step, "time": t_now, "dt": dt_try, **scalars,
                "newton_its": ec_rep.newton_its, "krylov_its": ec_rep.krylov_its}
-        mech_text = ""
+        step_text = ""
         if solid is not None:
             row.update(solid.scalars(reports[1]))
             row["coupling_its"] = result.coupling_its
-            mech_text = (f"  mech newton {reports[1].newton_its:2d} krylov "
+            step_text = (f"  mech newton {reports[1].newton_its:2d} krylov "
                          f"{reports[1].krylov_its:4d}  coupling {result.coupling_its:2d}  "
                          f"max p_Li = {row['max_p_li']:.4g} Pa")
         if vacancies is not None:
             row.update(vacancies.scalars())
-            mech_text += (f"  vacancy newton {vacancies.newton_its:2d}  max c_v = "
+            step_text += (f"  vacancy newton {vacancies.newton_its:2d}  max c_v = "
                           f"{row['c_v_interface_max']:.4g} mol/m^3")
         writer.add_step(row, profile)
         done = t_end == 0 or t_now >= t_end * (1 - 1e-12)
@@ -291,7 +291,7 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
                 checkpoints.save_fields(t_now, writer.history)
         log.info("step %4d  t = %-10.4g dt = %-9.3g newton %2d  krylov %4d  V_we = %+.6e V  "
                  "focusing = %.4f%s", step, t_now, dt_try, ec_rep.newton_its, ec_rep.krylov_its,
-                 scalars["V_we"], scalars["focusing_factor"], mech_text)
+                 scalars["V_we"], scalars["focusing_factor"], step_text)
         if not done:
             dt = _next_step(config, dt_try, dt, result, successes)
         stopped = stopped or (not done and stop_after is not None

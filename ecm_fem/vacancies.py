@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from petsc4py import PETSc
 
-import basix
 import numpy as np
 import ufl
 from dolfinx import fem
@@ -66,7 +65,7 @@ class LiVacancies:
         v = config.vacancies
         assert v is not None
         md = mesh_data
-        self.ec, self.solid = ec, solid
+        self.solid = solid
         self.ion = md.ion
         self.li = extract_region(md.mesh, md.cell_tags, md.facet_tags, md.region_tags("li"))
         self.critical = v.critical_concentration
@@ -88,16 +87,9 @@ class LiVacancies:
         cells, local = owned_facet_cells(ion_mesh, self.ion.facet_tags, FACET_TAGS["interface"])
         self._cells = cells
         self._mean = FacetDofMean(P1_ion, cells, local, 1)
-        # i_n at the vertices of each interface cell, the rows on each facet in the order of
-        # FacetDofMean.facet_dofs (the element's facet closure)
-        element = basix.create_element(basix.ElementFamily.P,
-                                       getattr(basix.CellType, ion_mesh.topology.cell_name()), 1,
-                                       basix.LagrangeVariant.gll_warped)
-        self._i_expr = fem.Expression(ec.i_n, element.points)
-        self._n_points = len(element.points)
-        closure = element.entity_closure_dofs[ion_mesh.topology.dim - 1]
-        self._closure_rows = np.array([closure[lf] for lf in local], dtype=np.int32).reshape(
-            len(local), len(closure[0]))
+        # i_n at the vertices of each interface cell (the P1 element's points)
+        self._i_expr = fem.Expression(ec.i_n, self._mean.element.points)
+        self._n_points = len(self._mean.element.points)
         self._i_ion = fem.Function(P1_ion, name="i_n")
         self.on_ion = fem.Function(P1_ion, name="c_v")
         if self.sigma_h is not None:
@@ -113,7 +105,7 @@ class LiVacancies:
         if len(self._cells):
             values = self._i_expr.eval(self.ion.mesh, self._cells).reshape(
                 len(self._cells), self._n_points)
-            per_dof = np.take_along_axis(values, self._closure_rows, axis=1)[:, :, None]
+            per_dof = np.take_along_axis(values, self._mean.facet_rows, axis=1)[:, :, None]
         else:
             per_dof = np.zeros((0, self._mean.facet_dofs.shape[1], 1))
         self._i_ion.x.array[self._mean.dofs] = self._mean(per_dof)[:, 0]
