@@ -8,6 +8,7 @@ communicators, meshes or Functions inside.
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -588,7 +589,8 @@ class Solver(StrictModel):
     """Newton (PETSc SNES, option prefix ``ecm_``) and its linear solver."""
 
     rtol: Positive = Field(1e-10, description="Newton relative residual tolerance")
-    atol: Positive = Field(1e-14, description="Newton absolute residual tolerance [A/m]")
+    atol: Positive = Field(1e-14, description="Newton absolute residual tolerance [A/m] (per "
+                           "metre of depth; axisymmetric runs scale it by pi width / 1 m)")
     max_iterations: Annotated[int, Field(ge=1, le=200)] = 30
     linear_solver: Literal["iterative", "direct"] = Field(
         "iterative", description="iterative: GMRES + fieldsplit(BoomerAMG); direct: MUMPS LU"
@@ -743,6 +745,29 @@ class RunConfig(StrictModel):
             raise ValueError("kinetics.stress_coupling: monroe_newman needs the interface "
                              "curvature, which is computed in 2D only")
         return self
+
+    @model_validator(mode="after")
+    def _axisymmetric_supports(self) -> RunConfig:
+        m = self.mechanics
+        if self.axisymmetric and m is not None and m.sides != "symmetric":
+            raise ValueError(f"mechanics.sides: {m.sides} is not possible in an axisymmetric "
+                             "cell: the side x = 0 is the axis (u_r = 0) and the mantle "
+                             "x = width a roller; use sides: symmetric")
+        return self
+
+    @property
+    def axisymmetric(self) -> bool:
+        """Whether the 2D mesh is the (r, z) half-section of a body of revolution
+        (ecm_fem/axisymmetry.py)."""
+        return bool(getattr(self.geometry, "axisymmetric", False))
+
+    @property
+    def tolerance_scale(self) -> float:
+        """Factor [-] of the absolute Newton tolerances, which are written for the residuals of
+        a plane cell per metre of depth: pi width / (1 m) in an axisymmetric run, whose residuals
+        are whole-cylinder values (disc area pi width^2 against the plane cell's width); 1
+        otherwise."""
+        return float(math.pi * self.geometry.width) if self.axisymmetric else 1.0
 
     @model_validator(mode="after")
     def _periodic_sides_of_a_file(self) -> RunConfig:

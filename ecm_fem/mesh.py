@@ -233,13 +233,20 @@ class InterfaceCurve:
     facet takes the mean of its two vertices. A corner of the interface (a slot's edge) is a
     concentrated curvature: kappa ~ angle / h there, growing as the mesh is refined.
 
+    On an axisymmetric (r, z) section the surface of revolution has the second principal
+    curvature n_r / r (the hoop direction; n at a vertex the normalised mean of its facets'
+    normals), added at every vertex; on the axis it takes its limit, the in-plane curvature
+    (of a smooth surface: the two are equal there). A sphere of radius R gives 2 / R.
+
     Args:
         ends: (n, 2, 2) end points of all interface facets [m].
         normals: (n, 2) their unit normals from Li into the electrolyte.
         mirror_x: x [m] of the symmetry lines (the lateral sides of the cell).
+        axisymmetric: add the hoop curvature (x = r, the axis at x = 0).
     """
 
-    def __init__(self, ends: np.ndarray, normals: np.ndarray, mirror_x: tuple[float, ...] = ()):
+    def __init__(self, ends: np.ndarray, normals: np.ndarray, mirror_x: tuple[float, ...] = (),
+                 axisymmetric: bool = False):
         self.ends = np.asarray(ends, dtype=float).reshape(-1, 2, 2)
         self.normals = np.asarray(normals, dtype=float).reshape(-1, 2)
         n = len(self.ends)
@@ -283,7 +290,16 @@ class InterfaceCurve:
                          if w != v and np.isfinite(kappa[w])]
                 if known:
                     kappa[v] = float(np.mean(known))
-        self.vertex_curvature = np.nan_to_num(kappa, nan=0.0)
+        kappa = np.nan_to_num(kappa, nan=0.0)
+        if axisymmetric and n:
+            vertex_normal = np.zeros((len(self.vertices), 2))
+            np.add.at(vertex_normal, facet_vertices.ravel(), np.repeat(self.normals, 2, axis=0))
+            vertex_normal /= np.linalg.norm(vertex_normal, axis=1)[:, None]
+            r = self.vertices[:, 0]
+            on_axis = r <= 1e-6 * scale
+            kappa = kappa + np.where(on_axis, kappa,
+                                     vertex_normal[:, 0] / np.where(on_axis, 1.0, r))
+        self.vertex_curvature = kappa
         self.facet_curvature = self.vertex_curvature[facet_vertices].mean(axis=1) if n \
             else np.zeros(0)
         self.midpoints = midpoints
@@ -327,10 +343,11 @@ class InterfaceCurve:
 
     @classmethod
     def of_boundary(cls, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
-                    li_inside: bool) -> InterfaceCurve:
+                    li_inside: bool, axisymmetric: bool = False) -> InterfaceCurve:
         """The facets tagged ``tag`` on the boundary of ``msh`` (collective). ``li_inside``:
         the mesh is the Li side (normals point out of its cells), else the electrolyte side.
-        The lateral sides of the cell (smallest and largest x) are symmetry lines."""
+        The lateral sides of the cell (smallest and largest x) are symmetry lines.
+        ``axisymmetric``: the mesh is an (r, z) section (hoop curvature added)."""
         if msh.geometry.dim != 2:
             raise NotImplementedError("interface curvature: 2D meshes only")
         facets = owned_facets(msh, facet_tags, tag)
@@ -341,7 +358,8 @@ class InterfaceCurve:
         ends = np.vstack(msh.comm.allgather(ends.reshape(-1, 4)))
         normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
         order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
-        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh))
+        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh),
+                   axisymmetric=axisymmetric)
 
     def nearest_facets(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``points`` (n, 2): the facet at the smallest distance and the point's

@@ -42,11 +42,12 @@ Known limit: with creeping Li (Norton, m = 5) and long steps the full Newton ste
 iteration and the Li-filled flaw at 5 s steps did not converge in 30 iterations, where the
 staggered scheme (coupling.py) does. Hence ``staggered`` is the default scheme.
 
-The residual rows are scaled (1 / (i0 W) for the current distribution, 1 / (p W) for the
-mechanics, 1 / i0 for j) so that the line search weighs the fields alike; the convergence test
-is per field and unscaled: each field's residual below its own solver's tolerances
-(solver.rtol/atol, mechanics.rtol and an absolute force tolerance) and every facet current
-within mechanics.coupling.rtol of the kinetics' current, as in the staggered scheme.
+The residual rows are scaled (1 / (i0 A) for the current distribution, 1 / (p A) for the
+mechanics, 1 / i0 for j; A the projected area, the width in plane strain) so that the line
+search weighs the fields alike; the convergence test is per field and unscaled: each field's
+residual below its own solver's tolerances (solver.rtol/atol, mechanics.rtol and an absolute
+force tolerance) and every facet current within mechanics.coupling.rtol of the kinetics'
+current, as in the staggered scheme.
 """
 
 from __future__ import annotations
@@ -125,15 +126,15 @@ class MonolithicStep:
         self.j = np.zeros(n_f)  # the growth currents, the same on every rank
 
         # residual row scaling (module docstring)
-        width = config.geometry.width
+        area = config.geometry.projected_area  # per unit depth in plane strain
         p_ref = max(m.stack_pressure, 1e6)
         self.row_scale = self.x.duplicate()
         scale = self.row_scale.array
-        scale[:n_e] = 1.0 / (self.i0 * width)
-        scale[n_e: n_e + n_u] = 1.0 / (p_ref * width)
+        scale[:n_e] = 1.0 / (self.i0 * area)
+        scale[n_e: n_e + n_u] = 1.0 / (p_ref * area)
         scale[n_e + n_u:] = 1.0 / self.i0
-        self.tolerances = {"ec": (config.solver.rtol, config.solver.atol),
-                           "u": (m.rtol, 1e-10 * p_ref * width)}
+        self.tolerances = {"ec": (config.solver.rtol, config.solver.atol * config.tolerance_scale),
+                           "u": (m.rtol, 1e-10 * p_ref * area)}
 
         # work vectors in the two solvers' layouts (ghosted)
         self._xe, self._be, self._ye = (ec_solver.x.duplicate() for _ in range(3))
@@ -374,15 +375,16 @@ class MonolithicStep:
 
     def _current_increment(self) -> np.ndarray:
         """Derivative of the (rescaled) growth-driving facet currents along (de, dU, ddmu):
-        c_s = c T / D with D = sum(c L), so dc_s = dc T / D + c dT / D - c T dD / D^2."""
+        c_s = c T / D with D = sum(c L) (L the facet measures), so
+        dc_s = dc T / D + c dT / D - c T dD / D^2."""
         c, total = self._base["raw_currents"]
         dc, dtotal = self.solid.interface_current_parts(self.ec, self._di_n)
-        lengths = self.growth.facets.lengths
-        discrete = float(np.dot(c, lengths))
+        measures = self.growth.facets.measures
+        discrete = float(np.dot(c, measures))
         if discrete == 0.0:
             return dc
         return (dc * total + c * dtotal) / discrete \
-            - c * total * float(np.dot(dc, lengths)) / discrete ** 2
+            - c * total * float(np.dot(dc, measures)) / discrete ** 2
 
     def _growth_load(self) -> np.ndarray:
         """dR_u/deps [deps] (owned mechanics rows) for the current deps."""

@@ -126,7 +126,7 @@ def step_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict
     """
     comm = p.mesh.comm
     ds = p.interface_measure
-    total = comm.allreduce(fem.assemble_scalar(fem.form(p.i_n * ds)), op=MPI.SUM)
+    total = comm.allreduce(fem.assemble_scalar(fem.form(p.weigh(p.i_n * ds))), op=MPI.SUM)
     i_mean = total / p.contact_area
     i_n = profile["i_n"]
     i_max = float(i_n[np.argmax(np.abs(i_n))]) if len(i_n) else float("nan")

@@ -21,6 +21,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem._compat import real_functionspace
+from ecm_fem.axisymmetry import weigh
 from ecm_fem.config import ControlMode, CounterKind, Materials, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
@@ -58,6 +59,7 @@ class CurrentDistribution:
 
     def __init__(self, config: RunConfig, mesh_data: MeshData):
         self.config = config
+        self.axisymmetric = config.axisymmetric
         ion = mesh_data.ion
         msh = ion.mesh
         self.mesh = msh
@@ -109,8 +111,8 @@ class CurrentDistribution:
         self.interface_measure = ds_if
         # the interface's shape: its curvature goes to interface.csv (2D meshes only)
         self.interface_curve = InterfaceCurve.of_boundary(
-            msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False) \
-            if msh.geometry.dim == 2 else None
+            msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False,
+            axisymmetric=self.axisymmetric) if msh.geometry.dim == 2 else None
 
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))
@@ -133,7 +135,7 @@ class CurrentDistribution:
             self.i_n = law.current(self.eta_ct)
 
         self.contact_area = msh.comm.allreduce(
-            fem.assemble_scalar(fem.form(1.0 * ds_if)), op=MPI.SUM)
+            fem.assemble_scalar(fem.form(self.weigh(1.0 * ds_if))), op=MPI.SUM)
         if self.contact_area <= 0:
             raise ValueError("geometry: the mesh has no 'interface' facets in contact with Li")
         self.projected_area = config.geometry.projected_area
@@ -167,6 +169,12 @@ class CurrentDistribution:
         self.residuals = [F_phi, F_V, *self.residuals]  # the film's residual goes after
         if self.salt is not None:
             self.salt.add_unknown()
+        self.residuals = [self.weigh(F) for F in self.residuals]
+
+    def weigh(self, form: Any) -> Any:
+        """``form`` (written for a plane cell) as this run's integral: with the 2 pi r weight
+        when axisymmetric (ecm_fem/axisymmetry.py)."""
+        return weigh(form, self.axisymmetric)
 
     def _add_film(self, law: RateLaw, ds_if: ufl.Measure) -> fem.Function:
         """The SEI film: eta_ct on the interface dofs of a copy of phi's space (every other dof
@@ -407,7 +415,7 @@ class SaltTransport:
                                          dtype=np.int32), inside)
         if p.mesh.comm.allreduce(len(outside), op=MPI.SUM):
             p.bcs.append(fem.dirichletbc(self.c0, outside, self.V))
-        self.amount_form = fem.form(self.c * self.dx)
+        self.amount_form = fem.form(p.weigh(self.c * self.dx))
 
     def initial_state(self) -> None:
         self.c.x.array[:] = self.c0
@@ -417,7 +425,8 @@ class SaltTransport:
         self.c_n.x.array[:] = self.c.x.array
 
     def amount(self) -> float:
-        """Salt in the binary regions [mol per m of depth in 2D, mol in 3D] (collective)."""
+        """Salt in the binary regions [mol per m of depth in plane 2D, mol in 3D and
+        axisymmetric] (collective)."""
         comm = self.p.mesh.comm
         return comm.allreduce(fem.assemble_scalar(self.amount_form), op=MPI.SUM)
 

@@ -76,7 +76,7 @@ def breakpoints(config: RunConfig) -> list[float]:
 
 def build_solver(p: CurrentDistribution, config: RunConfig) -> BlockedNewtonSolver:
     s = config.solver
-    options: dict[str, Any] = {"snes_rtol": s.rtol, "snes_atol": s.atol,
+    options: dict[str, Any] = {"snes_rtol": s.rtol, "snes_atol": s.atol * config.tolerance_scale,
                                "snes_max_it": s.max_iterations}
     if p.salt is not None and s.linear_solver == "iterative":
         options.update(SaltTransport.SPLIT_OPTIONS)

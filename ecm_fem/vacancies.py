@@ -79,7 +79,7 @@ class LiVacancies:
             molar_volume=v.formation_volume, temperature=config.temperature,
             collector=v.collector, initial_concentration=v.initial_concentration,
             sigma_h=self.sigma_h, annihilation_scale=v.annihilation_scale,
-            linear_solver=config.solver.linear_solver)
+            linear_solver=config.solver.linear_solver, axisymmetric=config.axisymmetric)
         self.c_v = self.model.c_v
 
         ion_mesh = self.ion.mesh

@@ -40,6 +40,7 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
 
     SUPPORTS_3D: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
 
     kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
     flaw_depth: Length = Field(

@@ -2,7 +2,9 @@
 the Li at the interface, centred on the symmetry line x = 0 (so the cell holds half a void of
 half width a = void_half_width and depth b = void_depth; the pattern repeats with period
 2 width). Tags: the Li | electrolyte contact outside the void is `interface`; the electrolyte face
-above the void and the Li's void wall are `void_surface` (no current, no traction).
+above the void and the Li's void wall are `void_surface` (no current, no traction). With
+``axisymmetric`` the same drawing is the (r, z) section of a spheroidal cap (radius a, depth b)
+on the axis of a cylindrical cell of radius width.
 
 In 3D the void is half of an ellipsoid with semi-axes a (along x and z) and b (into the Li along
 -y), centred at the corner x = z = 0 of the box 0 < x < width, 0 < z < depth, whose sides

@@ -7,7 +7,8 @@ In 2D the boss is a quarter ellipse centred on the symmetry line x = 0 (so the c
 of a semi-elliptic boss of base half width b = protrusion_half_width and height
 h = protrusion_height; the pattern repeats with period 2 width). The flat part of the interface
 is y = 0, b < x < width. Elements shrink to ``interface_mesh_size`` along the interface and to
-``tip_mesh_size`` at the tip (0, h).
+``tip_mesh_size`` at the tip (0, h). With ``axisymmetric`` the same drawing is the (r, z)
+section of a half-spheroidal boss on the axis of a cylindrical cell of radius width.
 
 In 3D the boss is half of a spheroid with semi-axes b (along x and z) and h (along +y, into the
 electrolyte), centred at the corner x = z = 0 of the box 0 < x < width, 0 < z < depth, whose

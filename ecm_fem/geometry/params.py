@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
@@ -36,9 +37,13 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 class PlanarGeometry(StrictModel):
     """A flat Li | electrolyte stack: Li below y = 0, electrolyte above, 0 < x < width (and
-    0 < z < depth in 3D: y is the stacking direction in 2D and 3D alike)."""
+    0 < z < depth in 3D: y is the stacking direction in 2D and 3D alike). With
+    ``axisymmetric`` the 2D drawing is the (r, z) half-section of a cylindrical cell of radius
+    width about the axis x = 0 (ecm_fem/axisymmetry.py)."""
 
     SUPPORTS_3D: ClassVar[bool] = True  # families drawn in 2D only set False
+    # families whose defects are no body of revolution about x = 0 set False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = True
 
     kind: Literal["planar"] = "planar"
     dim: Literal[2, 3] = Field(2, description="spatial dimension (2: plane strain; 3: a box "
@@ -55,6 +60,11 @@ class PlanarGeometry(StrictModel):
     sei_thickness: Annotated[float, Field(ge=0, le=1e-5)] = Field(
         0.0, description="resolved SEI layer between Li and electrolyte [m]; 0: none"
     )
+    axisymmetric: bool = Field(
+        False, description="dim 2 only: the drawing in (r, z) = (x, y) is the half-section of a "
+        "cylindrical cell of radius width about the axis x = 0; a defect centred on x = 0 is a "
+        "body of revolution (a void an oblate spheroidal cap, a protrusion a half-spheroid); "
+        "currents, amounts and areas are then those of the whole cylinder")
 
     @model_validator(mode="after")
     def _sizes(self) -> PlanarGeometry:
@@ -66,6 +76,15 @@ class PlanarGeometry(StrictModel):
             raise ValueError(f"dim: kind {self.kind} is built in 2D only (3D: {in_3d})")
         if self.dim == 2 and self.depth is not None:
             raise ValueError("depth: only for dim: 3")
+        if self.axisymmetric and self.dim != 2:
+            raise ValueError("axisymmetric: only for dim: 2 (the (r, z) half-section)")
+        if self.axisymmetric and not self.SUPPORTS_AXISYMMETRIC:
+            from ecm_fem.geometry import GEOMETRY_MODELS  # the registry imports this module
+
+            kinds = ", ".join(k for k, m in GEOMETRY_MODELS.items()
+                              if getattr(m, "SUPPORTS_AXISYMMETRIC", False))
+            raise ValueError(f"axisymmetric: kind {self.kind} has no axisymmetric form "
+                             f"(axisymmetric: {kinds})")
         if self.sei_thickness >= self.electrolyte_thickness:
             raise ValueError("sei_thickness must be smaller than electrolyte_thickness")
         smallest = min(self.width, self.li_thickness, self.electrolyte_thickness)
@@ -85,7 +104,10 @@ class PlanarGeometry(StrictModel):
 
     @property
     def projected_area(self) -> float:
-        """Nominal electrode area: per unit depth [m] in 2D, [m^2] in 3D."""
+        """Nominal electrode area: per unit depth [m] in 2D, [m^2] in 3D and of the whole
+        disc, pi width^2 [m^2], when axisymmetric."""
+        if self.axisymmetric:
+            return float(np.pi * self.width ** 2)
         return self.width if self.dim == 2 else self.width * self.cell_depth
 
     def subregions(self) -> dict[str, tuple[str, int]]:

@@ -36,6 +36,7 @@ class PolycrystalGeometry(PlanarGeometry):
     ``gb``, materials.gb, kinetics.regions.gb where it touches the Li)."""
 
     SUPPORTS_3D: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
 
     kind: Literal["polycrystal"] = "polycrystal"  # type: ignore[assignment]
     grain_size: Length = Field(

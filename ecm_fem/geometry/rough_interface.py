@@ -51,6 +51,7 @@ class RoughInterfaceGeometry(PlanarGeometry):
     (``profile: random``), both of zero mean. Parameters of the other profile are rejected."""
 
     SUPPORTS_3D: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
 
     kind: Literal["rough_interface"] = "rough_interface"  # type: ignore[assignment]
     profile: Literal["sinusoidal", "random"] = Field(

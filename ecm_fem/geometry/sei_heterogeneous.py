@@ -41,6 +41,7 @@ class SeiHeterogeneousGeometry(PlanarGeometry):
     Li | electrolyte contacts are all ``interface``; the SEI's top is ``sei_electrolyte``."""
 
     SUPPORTS_3D: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
 
     kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
     patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches, left to right")

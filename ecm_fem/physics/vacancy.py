@@ -93,6 +93,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fem_petsc
 
+from ecm_fem.axisymmetry import weigh
 from ecm_fem.constants import FARADAY, GAS_CONSTANT, T_REFERENCE
 from ecm_fem.geometry.tags import FACET_TAGS
 from ecm_fem.solver import BlockedNewtonSolver, SolverError
@@ -163,6 +164,10 @@ class VacancyDiffusion:
             options needs its own prefix.
         interface_tag, collector_tag: facet tag values (default the project's tags).
         prefix: PETSc option prefix.
+        axisymmetric: ``mesh`` is an (r, z) section; every integral carries 2 pi r
+            (ecm_fem/axisymmetry.py). With P1 the vertex rule then gives the nodes on the axis
+            no mass: their rows are the steady balance with their neighbours, an O(h) region
+            of the axis, and the discrete maximum principle still holds.
 
     Attributes:
         c_v: the unknown [mol/m^3] (after ``step``: the state at the end of the step).
@@ -195,6 +200,7 @@ class VacancyDiffusion:
         interface_tag: int = FACET_TAGS["interface"],
         collector_tag: int = FACET_TAGS["li_cc"],
         prefix: str = PREFIX,
+        axisymmetric: bool = False,
     ):
         _check_parameters(diffusivity, equilibrium_concentration, molar_volume, temperature,
                           collector, degree, annihilation_scale, linear_solver)
@@ -241,7 +247,6 @@ class VacancyDiffusion:
         # residual differed from the sum of its terms by 1e-4..1e-2 relative, inconsistent with
         # its Jacobian (Newton converged linearly)
         rule = _VERTEX_RULE if degree == 1 else {}
-        dx = ufl.Measure("dx", domain=mesh)
         dx_m = ufl.Measure("dx", domain=mesh, metadata=rule)
         ds_m = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags,
                            metadata=rule)(interface_tag)
@@ -253,6 +258,8 @@ class VacancyDiffusion:
         F -= self._injection * v * ds_m
         if source is not None:
             F -= source * v * dx_m
+        self.axisymmetric = axisymmetric
+        F = weigh(F, axisymmetric)
         self.residual = F
 
         self.bcs: list[fem.DirichletBC] = []
@@ -271,9 +278,10 @@ class VacancyDiffusion:
             self._dof_points = mesh.geometry.x[_p1_dof_nodes(self.V), :gdim]
         else:
             self._dof_points = self.V.tabulate_dof_coordinates()[:, :gdim]
-        self._amount_form = fem.form(c * dx)
-        self._flux_form = fem.form(self._injection * ds_m)
-        self._residual_scale = self._scales(D, v, dx, dx_m)
+        # the residual's rule: the amount then changes by exactly dt times the flux
+        self._amount_form = fem.form(weigh(c * dx_m, axisymmetric))
+        self._flux_form = fem.form(weigh(self._injection * ds_m, axisymmetric))
+        self._residual_scale = self._scales(D, v, dx_m)
 
         options: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_rtol": NEWTON_RTOL,
                                    "snes_stol": 0.0, "snes_max_it": 50,
@@ -309,14 +317,15 @@ class VacancyDiffusion:
                              f"got a minimum of {lowest:g}")
         self.c_v_old.x.array[:] = self.c_v.x.array
 
-    def _scales(self, D: Any, v: Any, dx: ufl.Measure, dx_m: ufl.Measure) -> tuple[float, float]:
+    def _scales(self, D: Any, v: Any, dx_m: ufl.Measure) -> tuple[float, float]:
         """(|m|_2, 2 |diag K|_2): the lumped mass vector and the stiffness diagonal, which size
         the residual's terms (c/dt) m and K c (row sums of |K| are twice its diagonal on an
         M-matrix)."""
-        mass = fem_petsc.assemble_vector(fem.form(v * dx_m))
+        mass = fem_petsc.assemble_vector(fem.form(weigh(v * dx_m, self.axisymmetric)))
         mass.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         u = ufl.TrialFunction(self.V)
-        K = fem_petsc.assemble_matrix(fem.form(D * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx_m))
+        K = fem_petsc.assemble_matrix(fem.form(
+            weigh(D * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx_m, self.axisymmetric)))
         K.assemble()
         diagonal = K.getDiagonal()
         scales = (mass.norm(), 2.0 * diagonal.norm())
@@ -364,7 +373,8 @@ class VacancyDiffusion:
 
     # -- outputs (all collective)
     def amount(self) -> float:
-        """Total vacancies: int c_v dx [mol per metre of depth in 2D, mol in 3D]."""
+        """Total vacancies: int c_v dx [mol per metre of depth in plane 2D, mol in 3D and
+        axisymmetric]."""
         return self.mesh.comm.allreduce(fem.assemble_scalar(self._amount_form), op=MPI.SUM)
 
     def interface_flux(self) -> float:
