@@ -1,6 +1,6 @@
-"""Electrolyte flaw in 2D: the planar Li | electrolyte stack (Li below y = 0) with a surface flaw
-in the electrolyte, the geometry of the Porz mechanism. The flaw is a slot of constant width
-w = flaw_opening opening at the interface y = 0, ending in a semicircular tip of radius w / 2;
+"""Electrolyte flaw in 2D and 3D: the planar Li | electrolyte stack (Li below y = 0) with a surface
+flaw in the electrolyte, the geometry of the Porz mechanism. The flaw is a slot of constant width
+w = flaw_opening opening at the interface y = 0, ending in a semicircular tip of radius r = w / 2;
 its axis leaves the mouth's centre (flaw_position, 0) at ``inclination`` from +y (positive
 towards +x) and reaches the tip's apex after flaw_depth. flaw_position = 0 puts the axis on the
 symmetry line x = 0, so the cell holds half of the flaw (period 2 width).
@@ -15,6 +15,27 @@ Both: ``li_cc`` at the bottom, ``counter`` at the top, ``side`` at x = 0 and x =
 Elements shrink to ``interface_mesh_size`` along the flat interface, to ``wall_size``
 (interface_mesh_size, at most w / 2) along the walls and to ``tip_mesh_size`` on the tip arc,
 whose apex is a mesh vertex.
+
+3D (``dim: 3``): the cell is the box 0 < x < width, 0 < z < depth, Li below y = 0, with the
+symmetry planes x = 0 and z = 0. The flaw is the 2D section above swept along z from the plane
+z = 0: through the whole depth by default (a prism; the tip's apex becomes the tip line), or,
+with ``flaw_length`` = l, a slot ending inside the cell whose end is rounded like its tip. The
+slot is every point within r of the rectangle spanned by its axis (from below the mouth to
+flaw_depth - r) and z (0 to l - r): in the flaw's own plane its outline is the rectangle
+flaw_depth x l with the corner at the tip rounded to radius r; seen on y = 0 its mouth is w wide
+with a half-disk end (a half ellipse r / cos(inclination) by r when inclined). It is drawn as the
+prism of the section up to z = l - r plus the two halves of the section revolved by 90 degrees
+each about the flaw's axis (a half cylinder along the axis ending in a quarter sphere at the
+tip). The plane z = 0 is the slot's mid-plane: the cell holds half of a slot 2 l long (a quarter
+of it at flaw_position = 0), repeated with period 2 width along x and 2 depth along z. Tags as
+in 2D, surfaces for curves: filled, the flaw's walls, tip and end are ``interface`` and the Li in
+the flaw on x = 0 and z = 0 is ``side``; empty, they are ``crack_surface`` with the Li face under
+the mouth, and the flaw's sections on the symmetry planes lie outside the mesh. Elements shrink
+to interface_mesh_size on the flat interface, to wall_size on the flaw's surfaces and to
+tip_mesh_size along the flaw's rim, the crest of its rounded edge of radius r: the tip line
+and, for a slot, the quarter circle round the corner and the end's crest down to the mouth
+(each a model curve). ``crack_tips()`` is empty in 3D: the K_I integral is plane strain and 3D
+configs have no mechanics. No internal (buried) crack yet, in 2D or 3D.
 """
 
 from __future__ import annotations
@@ -37,9 +58,11 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     axis, from the mouth's centre (flaw_position, 0) to the apex of the tip. Filled, the flaw
     holds Li that is part of the ``li`` region (continuous with the electrode) and its walls are
     ``interface``; empty, its walls are ``crack_surface``. flaw_position = 0 puts the axis on the
-    symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width."""
+    symmetry line x = 0: the cell holds half of a flaw, repeated with period 2 width. In 3D the
+    section is swept along z from the symmetry plane z = 0, through the whole depth or, with
+    ``flaw_length``, to a rounded end inside the cell (module docstring)."""
 
-    SUPPORTS_3D: ClassVar[bool] = False
+    SUPPORTS_3D: ClassVar[bool] = True
     SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
 
     kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
@@ -58,14 +81,23 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     filled: bool = Field(
         True, description="true: Li fills the flaw (part of the li region); false: an empty "
         "flaw with traction-free, insulating walls")
+    flaw_length: Length | None = Field(
+        None, description="3D only: extent l of the flaw along z from the symmetry plane z = 0 "
+        "to the apex of its rounded end [m] (the slot is 2 l long, half of it in the cell); "
+        "default: through the whole depth")
     tip_mesh_size: Length | None = Field(
-        None, description="element size on the semicircular tip [m] "
-        "(default min(interface_mesh_size / 10, flaw_opening / 8))")
+        None, description="element size on the semicircular tip [m] (default 2D: "
+        "min(interface_mesh_size / 10, flaw_opening / 8); 3D: along the flaw's rim, "
+        "min(interface_mesh_size / 4, flaw_opening / 4), as the cost grows with its length)")
 
     @property
     def tip_size(self) -> float:
         """Element size on the tip [m], the default filled in."""
-        return self.tip_mesh_size or min(self.interface_mesh_size / 10, self.flaw_opening / 8)
+        if self.tip_mesh_size:
+            return self.tip_mesh_size
+        if self.dim == 3:
+            return min(self.interface_mesh_size / 4, self.flaw_opening / 4)
+        return min(self.interface_mesh_size / 10, self.flaw_opening / 8)
 
     @property
     def wall_size(self) -> float:
@@ -75,10 +107,13 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
 
     def flaw_axis(self) -> tuple[float, float]:
         """Unit vector along the flaw's axis, from the mouth towards the tip."""
-        import math
-
         theta = math.radians(self.inclination)
         return math.sin(theta), math.cos(theta)
+
+    def apex(self) -> tuple[float, float]:
+        """(x, y) [m] of the tip's apex (in 3D, of the tip line along z)."""
+        (dx, dy), x0, depth = self.flaw_axis(), self.flaw_position, self.flaw_depth
+        return x0 + depth * dx, depth * dy
 
     def flaw_span(self) -> tuple[float, float]:
         """Lateral extent (x_min, x_max) [m] of the whole flaw (mouth corners and tip circle);
@@ -88,8 +123,12 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         return (min(x0 - r / dy, x_tip_centre - r), max(x0 + r / dy, x_tip_centre + r))
 
     def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-        (dx, dy), x0, depth = self.flaw_axis(), self.flaw_position, self.flaw_depth
-        return [("flaw", (x0 + depth * dx, depth * dy), (dx, dy))]
+        """The apex in 2D (see ``PlanarGeometry.crack_tips``). None in 3D: the K_I
+        interaction integral (physics/fracture.py) is plane strain, and 3D configs have no
+        mechanics, so no tip of the 3D tip line is handed to it."""
+        if self.dim == 3:
+            return []
+        return [("flaw", self.apex(), self.flaw_axis())]
 
     @model_validator(mode="after")
     def _flaw_fits(self) -> ElectrolyteFlawGeometry:
@@ -115,6 +154,18 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
                 f"flaw_position = {x0:g} m: the flaw spans x = {max(x_min, 0.0):g} .. "
                 f"{x_max:g} m (with flaw_depth and inclination) and must stay flaw_opening = "
                 f"{w:g} m inside the cell 0 < x < width = {self.width:g} m")
+        length = self.flaw_length
+        if length is not None and self.dim != 3:
+            raise ValueError("flaw_length: only for dim: 3 (the extent of the flaw along z)")
+        if length is not None and length < w:
+            raise ValueError(f"flaw_length = {length:g} m must be at least flaw_opening = "
+                             f"{w:g} m (the slot's end is rounded with radius flaw_opening / 2)")
+        if length is not None and length > self.cell_depth - w:
+            raise ValueError(
+                f"flaw_length = {length:g} m must be at most depth - flaw_opening = "
+                f"{self.cell_depth - w:g} m (depth = {self.cell_depth:g} m; leave electrolyte "
+                "between the slot's end and the side z = depth, or omit flaw_length for a "
+                "flaw through the whole depth)")
         if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
             raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
                              f"interface_mesh_size = {self.interface_mesh_size:g} m")
@@ -123,7 +174,6 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
                 f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most "
                 f"flaw_opening / 4 = {w / 4:g} m to resolve the semicircular tip")
         return self
-
 
 
 def _add_flaw(depth: float, r: float, inclination: float, x0: float) -> int:
@@ -146,12 +196,56 @@ def _add_flaw(depth: float, r: float, inclination: float, x0: float) -> int:
     return flaw
 
 
+def _half_section(depth: float, r: float, below: float, z: float, side: int) -> int:
+    """OCC surface, in the plane z, of the half (``side`` +1: x >= 0, -1: x <= 0) of the
+    upright flaw section with its axis on x = 0 (the 2D flaw before tilting and shifting)."""
+    occ = gmsh.model.occ
+    corners = [(0.0, -below), (side * r, -below), (side * r, depth - r), (0.0, depth)]
+    p = [occ.addPoint(x, y, z) for x, y in corners]
+    centre = occ.addPoint(0.0, depth - r, z)
+    edges = [occ.addLine(p[0], p[1]), occ.addLine(p[1], p[2]),
+             occ.addCircleArc(p[2], centre, p[3]), occ.addLine(p[3], p[0])]
+    occ.remove([(0, centre)])
+    return occ.addPlaneSurface([occ.addCurveLoop(edges)])
+
+
+def _add_flaw_3d(depth: float, r: float, inclination: float, x0: float,
+                 z_straight: float | None, z_far: float) -> list[tuple[int, int]]:
+    """OCC volumes making up the flaw: the two halves of the section of ``_add_flaw`` swept
+    along z from below z = 0 to ``z_straight`` (None: to beyond ``z_far``, the whole depth),
+    there ended by the same halves revolved by 90 degrees each about the axis (together a half
+    cylinder along the axis and a quarter sphere at the tip); tilted by ``inclination`` [rad]
+    and shifted to x0 like the 2D flaw. The pieces touch on faces and are left unfused (OCC
+    cannot fuse the two revolved quarters, which meet on a face with a degenerate pole); the
+    callers' fragment or cut joins them (in a filled flaw the faces between the pieces stay
+    inside the Li, untagged). Margins beyond the cell's faces are left for the clipping."""
+    occ = gmsh.model.occ
+    below = r * (1 + abs(math.tan(inclination)))
+    z0 = -r
+    z1 = z_far + r if z_straight is None else z_straight
+    halves = [_half_section(depth, r, below, z0, side) for side in (1, -1)]
+    swept = occ.extrude([(2, s) for s in halves], 0.0, 0.0, z1 - z0)
+    pieces = [(d, t) for d, t in swept if d == 3]
+    if z_straight is not None:
+        for side in (1, -1):  # +x sweeps to +z with a negative turn about +y, -x positive
+            end = _half_section(depth, r, below, z_straight, side)
+            turned = occ.revolve([(2, end)], 0.0, 0.0, z_straight, 0.0, 1.0, 0.0,
+                                 -side * math.pi / 2)
+            pieces += [(d, t) for d, t in turned if d == 3]
+    occ.rotate(pieces, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -inclination)  # +y -> (sin, cos)
+    occ.translate(pieces, x0, 0.0, 0.0)
+    return pieces
+
+
 MODEL = ElectrolyteFlawGeometry
 
 
 def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     """Make the gmsh model of ``g`` in model units of ``unit`` metres (gmsh initialised, a
     model added); the caller scales the mesh back to metres."""
+    if g.dim == 3:
+        _build_3d(g, unit)
+        return
     occ = gmsh.model.occ
     W, L_li, L_e = g.width / unit, g.li_thickness / unit, g.electrolyte_thickness / unit
     h, h_if = g.mesh_size / unit, g.interface_mesh_size / unit
@@ -189,7 +283,7 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
                    if occ.getCenterOfMass(1, c)[1] > tol]  # all but the pieces on y = 0
     arcs = [c for c in flaw_curves if gmsh.model.getType(1, c) == "Circle"]
     walls = [c for c in flaw_curves if c not in arcs]
-    (_, (x_tip, y_tip), _), = g.crack_tips()
+    x_tip, y_tip = g.apex()
 
     def at_tip(point: int) -> bool:
         x, y, _ = gmsh.model.getValue(0, point, [])
@@ -204,3 +298,107 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     refine_near(curves["interface"], [(tip, h_tip)], h_if, h,
                 curve_groups=[(walls, h_wall), (arcs, h_tip)])
     gmsh.model.mesh.generate(2)
+
+
+def _build_3d(g: ElectrolyteFlawGeometry, unit: float) -> None:
+    """``build`` for dim 3 (module docstring)."""
+    occ = gmsh.model.occ
+    W, D = g.width / unit, g.cell_depth / unit
+    L_li, L_e = g.li_thickness / unit, g.electrolyte_thickness / unit
+    depth, r, x0 = g.flaw_depth / unit, g.flaw_opening / unit / 2, g.flaw_position / unit
+    length = None if g.flaw_length is None else g.flaw_length / unit
+    theta = math.radians(g.inclination)
+
+    li = occ.addBox(0.0, -L_li, 0.0, W, L_li, D)
+    el = occ.addBox(0.0, 0.0, 0.0, W, L_e, D)
+    whole = _add_flaw_3d(depth, r, theta, x0, None if length is None else length - r, D)
+    flaw, _ = occ.intersect(whole, [(3, occ.addBox(0.0, 0.0, 0.0, W, L_e, D))])
+    if g.filled:
+        _, children = occ.fragment([(3, li)], [(3, el), *flaw])
+        in_flaw = {v for c in children[2:] for _, v in c}
+        volumes = {"li": [v for _, v in children[0]] + sorted(in_flaw),
+                   "electrolyte": [v for _, v in children[1] if v not in in_flaw]}
+    else:
+        el_cut, _ = occ.cut([(3, el)], flaw)
+        _, children = occ.fragment([(3, li)], el_cut)
+        volumes = {"li": [v for _, v in children[0]],
+                   "electrolyte": [v for c in children[1:] for _, v in c]}
+    occ.synchronize()
+
+    faces = sort_curves(volumes, W, -L_li, L_e, depth=D)
+    free = faces.pop("free")
+    if g.filled and free:
+        raise RuntimeError("electrolyte_flaw: a boundary surface of the filled flaw is neither "
+                           "the interface nor on the cell's outer box")
+    if not g.filled:
+        faces["crack_surface"] = free
+    add_physical_groups(volumes, faces, dim=3)
+
+    tol = 1e-9 * max(W, D, L_li, L_e)
+    on_flaw = [s for s in faces["interface"] + faces.get("crack_surface", [])
+               if occ.getCenterOfMass(2, s)[1] > tol]  # walls, tip and end, not y = 0
+    flat = [s for s in faces["interface"] + faces.get("crack_surface", []) if s not in on_flaw]
+    rim = [c for _, c in gmsh.model.getEntities(1)
+           if _on_rim(c, depth, r, theta, x0, length, 1e-3 * r)]
+    rim_length = sum(occ.getMass(1, c) for c in rim)
+    expected = D if length is None else (length - r) + math.pi * r / 2 + (depth - r)
+    if not rim or abs(rim_length - expected) > 1e-4 * expected:
+        raise RuntimeError(f"electrolyte_flaw: the flaw's rim (tip line, corner and end) should "
+                           f"be model curves {expected:g} um long, found {len(rim)} curve(s) "
+                           f"{rim_length:g} um long")
+    _refine_3d([(flat, g.interface_mesh_size / unit), (on_flaw, g.wall_size / unit)],
+               [(rim, g.tip_size / unit)], g.mesh_size / unit)
+    gmsh.model.mesh.generate(3)
+
+
+def _on_rim(curve: int, depth: float, r: float, theta: float, x0: float,
+            length: float | None, tol: float) -> bool:
+    """Whether the model curve lies on the flaw's rim: in the flaw's mid-plane and at distance
+    r from the rectangle (axis coordinate a <= depth - r) x (z <= length - r), the outline of
+    the flaw in that plane (checked at 9 points along the curve)."""
+    lo, hi = gmsh.model.getParametrizationBounds(1, curve)
+    ts = [lo[0] + (hi[0] - lo[0]) * k / 8 for k in range(9)]
+    xyz = gmsh.model.getValue(1, curve, ts)
+    for k in range(len(ts)):
+        x, y, z = xyz[3 * k: 3 * k + 3]
+        along = (x - x0) * math.sin(theta) + y * math.cos(theta)
+        across = (x - x0) * math.cos(theta) - y * math.sin(theta)
+        beyond_end = 0.0 if length is None else max(z - (length - r), 0.0)
+        if abs(across) > tol or abs(math.hypot(max(along - (depth - r), 0.0), beyond_end)
+                                    - r) > tol:
+            return False
+    return True
+
+
+def _refine_3d(surface_groups: list[tuple[list[int], float]],
+               curve_groups: list[tuple[list[int], float]], h_max: float) -> None:
+    """Background size field as in ``refine_near``, with a size per group of surfaces: each
+    group's size at distance 0, growing linearly to h_max over 8 h_max; generates nothing.
+    The distances are to points sampled on the entities at about half the group's size (the
+    sampling, not the tetrahedra, would dominate the meshing time at refine_near's 200 per
+    direction on every surface), which leaves the size within 1/16 of it off."""
+    field = gmsh.model.mesh.field
+    thresholds = []
+    groups = [(ids, h, 2, "SurfacesList") for ids, h in surface_groups]
+    groups += [(ids, h, 1, "CurvesList") for ids, h in curve_groups]
+    for ids, size, dim, key in groups:
+        if not ids:
+            continue
+        dist = field.add("Distance")
+        field.setNumbers(dist, key, ids)
+        extent = max(math.dist(box[:3], box[3:])
+                     for box in (gmsh.model.getBoundingBox(dim, e) for e in ids))
+        field.setNumber(dist, "Sampling", max(20, math.ceil(2 * extent / size)))
+        thr = field.add("Threshold")
+        field.setNumber(thr, "InField", dist)
+        field.setNumber(thr, "SizeMin", size)
+        field.setNumber(thr, "SizeMax", h_max)
+        field.setNumber(thr, "DistMin", 0.0)
+        field.setNumber(thr, "DistMax", 8 * h_max)
+        thresholds.append(thr)
+    smallest = field.add("Min")
+    field.setNumbers(smallest, "FieldsList", thresholds)
+    field.setAsBackgroundMesh(smallest)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
