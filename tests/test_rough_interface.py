@@ -275,9 +275,6 @@ def test_field_errors_name_the_key():
         config_from_text("geometry:\n  kind: rough_interface\n  profile: fractal\n")
     with pytest.raises(ConfigError, match=r"geometry.amplitude \(line 3\): .*greater than 0"):
         config_from_text("geometry:\n  kind: rough_interface\n  amplitude: 0\n")
-    # built in 2D only
-    with pytest.raises(ConfigError, match=r"geometry(\.dim \(line 3\)| \(line 1\): dim)"):
-        config_from_text("geometry:\n  kind: rough_interface\n  dim: 3\n")
 
 
 # ----------------------------------------------------------------------------- current
