@@ -65,6 +65,23 @@ def run_cli(args: list[str], nprocs: int = 1, timeout: float = 300, cwd: Path | 
                           env=_clean_env(), cwd=cwd or REPO)
 
 
+def run_and_wait(config, folder, **kwargs) -> dict:
+    """``simulation.run`` of ``config`` into ``folder`` on all ranks; returns when rank 0 has
+    written its files."""
+    from ecm_fem.simulation import run
+
+    summary = run(config, folder, MPI.COMM_WORLD, **kwargs)
+    MPI.COMM_WORLD.barrier()
+    return summary
+
+
+def history(folder):
+    """history.csv of the run in ``folder`` as a NumPy record array."""
+    import numpy as np
+
+    return np.genfromtxt(folder / "history.csv", delimiter=",", names=True)
+
+
 def tagged_measure(msh, tags, kind: str, tag: int) -> float:
     """Global measure (length, area or volume) of the entities tagged ``tag`` for the UFL
     integral type ``kind`` (dx, ds, dS) of ``msh``."""

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import scifem
 import ufl
-from conftest import config_with
+from conftest import config_with, history, run_and_wait
 from dolfinx import fem, mesh
 
 from ecm_fem.axisymmetry import weigh
@@ -35,20 +35,9 @@ from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import InterfaceCurve, generate
 from ecm_fem.physics import electrochemistry as ec
 from ecm_fem.physics.kinetics import RateLaw
-from ecm_fem.simulation import run
 from ecm_fem.solver import BlockedNewtonSolver
 
 OMEGA_LI = 1.30e-5  # m^3/mol, materials library: lithium
-
-
-def run_and_wait(config: RunConfig, folder) -> dict:
-    summary = run(config, folder, MPI.COMM_WORLD)
-    MPI.COMM_WORLD.barrier()
-    return summary
-
-
-def history(folder) -> np.ndarray:
-    return np.genfromtxt(folder / "history.csv", delimiter=",", names=True)
 
 
 def interface(folder) -> np.ndarray:

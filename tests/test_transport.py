@@ -30,7 +30,7 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 import ufl
-from conftest import config_with
+from conftest import config_with, run_and_wait
 from dolfinx import fem
 
 from ecm_fem import postprocess
@@ -46,7 +46,7 @@ from ecm_fem.physics.transport import (
     sand_time,
 )
 from ecm_fem.problem import CurrentDistribution
-from ecm_fem.simulation import build_solver, run
+from ecm_fem.simulation import build_solver
 
 F_RT = FARADAY / (GAS_CONSTANT * 298.15)
 # EC-3 (VERIFICATION.md)
@@ -66,13 +66,6 @@ def binary_config(**changes) -> RunConfig:
         "time": {"t_end": 1e5, "dt": 2e4},
     }
     return config_with(data, **changes)
-
-
-def run_and_wait(config: RunConfig, folder) -> dict:
-    """``simulation.run`` into ``folder``; returns when rank 0 has written its files."""
-    summary = run(config, folder, MPI.COMM_WORLD)
-    MPI.COMM_WORLD.barrier()
-    return summary
 
 
 def steps(config: RunConfig, n: int, dt: float):

@@ -12,14 +12,14 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-from conftest import config_with
+from conftest import config_with, history, run_and_wait
 
 from ecm_fem.config import RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.coupling import CoupledStep
 from ecm_fem.mesh import generate
 from ecm_fem.problem import CurrentDistribution
-from ecm_fem.simulation import build_solver, restart, run
+from ecm_fem.simulation import build_solver, restart
 from ecm_fem.solid import StepSolid
 from ecm_fem.vacancies import LiVacancies
 
@@ -40,16 +40,6 @@ def planar_config(**changes) -> RunConfig:
         "time": {"t_end": 100.0, "dt": 2.5},
         "output": {"fields_every": 10, "checkpoint_every": 0},
     }, **changes)
-
-
-def run_and_wait(config: RunConfig, folder, **kwargs) -> dict:
-    summary = run(config, folder, MPI.COMM_WORLD, **kwargs)
-    MPI.COMM_WORLD.barrier()
-    return summary
-
-
-def history(folder) -> np.ndarray:
-    return np.genfromtxt(folder / "history.csv", delimiter=",", names=True)
 
 
 # ----------------------------------------------------------------------------- config

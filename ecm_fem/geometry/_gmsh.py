@@ -18,18 +18,25 @@ def refine_near(curves: list[int], points: list[tuple[list[int], float]], h_inte
     ``h`` at each group of ``points`` (for void edges and crack tips) and of ``curve_groups``
     (flaw walls and tips; void rims in 3D), growing to ``h_max`` over 8 h_max; generates
     nothing."""
+    first = "CurvesList" if dim == 2 else "SurfacesList"
+    size_field([(curves, h_interface, first, 200),
+                *[(c, h, "CurvesList", 200) for c, h in curve_groups or []],
+                *[(p, h, "PointsList", None) for p, h in points]], h_max)
+
+
+def size_field(groups: list[tuple[list[int], float, str, int | None]], h_max: float) -> None:
+    """The background size field of ``groups`` (entity ids, size at distance 0, gmsh Distance
+    list key such as "CurvesList", sampling points per direction or None): each group's size
+    growing linearly to ``h_max`` over 8 h_max, the smallest of them; generates nothing."""
     field = gmsh.model.mesh.field
     fields = []
-    first = "CurvesList" if dim == 2 else "SurfacesList"
-    for ids, size, kind, key in [(curves, h_interface, "Distance", first),
-                                 *[(c, h, "Distance", "CurvesList") for c, h in curve_groups or []],
-                                 *[(p, h, "Distance", "PointsList") for p, h in points]]:
+    for ids, size, key, sampling in groups:
         if not ids:
             continue
-        dist = field.add(kind)
+        dist = field.add("Distance")
         field.setNumbers(dist, key, ids)
-        if key != "PointsList":
-            field.setNumber(dist, "Sampling", 200)
+        if sampling is not None:
+            field.setNumber(dist, "Sampling", sampling)
         thr = field.add("Threshold")
         field.setNumber(thr, "InField", dist)
         field.setNumber(thr, "SizeMin", size)

@@ -46,7 +46,7 @@ from typing import Annotated, ClassVar, Literal
 import gmsh
 from pydantic import Field, model_validator
 
-from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, sort_curves
+from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, size_field, sort_curves
 from ecm_fem.geometry.params import Length, PlanarGeometry
 
 
@@ -377,28 +377,13 @@ def _refine_3d(surface_groups: list[tuple[list[int], float]],
     The distances are to points sampled on the entities at about half the group's size (the
     sampling, not the tetrahedra, would dominate the meshing time at refine_near's 200 per
     direction on every surface), which leaves the size within 1/16 of it off."""
-    field = gmsh.model.mesh.field
-    thresholds = []
-    groups = [(ids, h, 2, "SurfacesList") for ids, h in surface_groups]
-    groups += [(ids, h, 1, "CurvesList") for ids, h in curve_groups]
-    for ids, size, dim, key in groups:
-        if not ids:
-            continue
-        dist = field.add("Distance")
-        field.setNumbers(dist, key, ids)
-        extent = max(math.dist(box[:3], box[3:])
-                     for box in (gmsh.model.getBoundingBox(dim, e) for e in ids))
-        field.setNumber(dist, "Sampling", max(20, math.ceil(2 * extent / size)))
-        thr = field.add("Threshold")
-        field.setNumber(thr, "InField", dist)
-        field.setNumber(thr, "SizeMin", size)
-        field.setNumber(thr, "SizeMax", h_max)
-        field.setNumber(thr, "DistMin", 0.0)
-        field.setNumber(thr, "DistMax", 8 * h_max)
-        thresholds.append(thr)
-    smallest = field.add("Min")
-    field.setNumbers(smallest, "FieldsList", thresholds)
-    field.setAsBackgroundMesh(smallest)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    groups = []
+    for entities, dim, key in ((surface_groups, 2, "SurfacesList"),
+                               (curve_groups, 1, "CurvesList")):
+        for ids, size in entities:
+            if not ids:
+                continue
+            extent = max(math.dist(box[:3], box[3:])
+                         for box in (gmsh.model.getBoundingBox(dim, e) for e in ids))
+            groups.append((ids, size, key, max(20, math.ceil(2 * extent / size))))
+    size_field(groups, h_max)

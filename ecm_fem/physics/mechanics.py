@@ -39,6 +39,8 @@ import ufl
 from dolfinx import fem, la
 from ufl.domain import extract_unique_domain
 
+from ecm_fem.axisymmetry import radial_weight
+
 
 class Kinematics(enum.StrEnum):
     """How a mesh of dimension gdim represents the solid (module docstring)."""
@@ -93,7 +95,7 @@ def measure_weight(msh: Any, kind: Kinematics | str) -> Any:
     """Factor of dx and ds that turns a 2D integral into the solid's: 2 pi r (axisymmetric,
     r = x[0]) or 1 (plane strain: per unit depth; 3D)."""
     if _kinematics(kind) is Kinematics.AXISYMMETRIC:
-        return 2.0 * np.pi * ufl.SpatialCoordinate(msh)[0]
+        return radial_weight(msh)
     return 1.0
 
 
