@@ -8,7 +8,6 @@ communicators, meshes or Functions inside.
 from __future__ import annotations
 
 import enum
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -542,6 +541,11 @@ class Mechanics(StrictModel):
     growth_band: Length | None = Field(
         None, description="thickness h_g of the growth band in the Li [m] (default: 3 times "
         "the geometry's interface_mesh_size)")
+    growth_distribution: Literal["nearest", "balanced"] | None = Field(
+        None, description="how each interface facet's plated volume is spread over the band: "
+        "nearest (cell-wise, to the Li cells whose nearest facet it is) or balanced (linear in "
+        "each cell, a smooth kernel balanced so that a uniform current gives a strain that "
+        "depends on the depth only); default: nearest in 2D, balanced in 3D (solid.py)")
     degree: Literal[1, 2] = Field(2, description="Lagrange degree of the displacement (1 only "
                                   "with elastic Li: P1 triangles lock under creep flow)")
     rtol: Positive = Field(1e-9, description="Newton relative residual tolerance")
@@ -552,6 +556,10 @@ class Mechanics(StrictModel):
         default_factory=dict, description="extra PETSc options of the mechanics solve (prefix "
         "ecm_mech_)")
     coupling: CouplingIteration = Field(default_factory=CouplingIteration)
+
+    def distribution(self, dim: int) -> str:
+        """The growth distribution of a mesh of dimension ``dim`` (the default filled in)."""
+        return self.growth_distribution or ("balanced" if dim == 3 else "nearest")
 
     @field_validator("stack_pressure")
     @classmethod
@@ -737,10 +745,9 @@ class RunConfig(StrictModel):
     def _three_dimensional(self) -> RunConfig:
         if self.geometry.dim != 3:
             return self
-        if self.mechanics is not None:
-            raise ValueError("mechanics: 3D geometries run the current distribution only so far "
-                             "(the mechanics is plane strain); remove the mechanics section or "
-                             "use geometry.dim: 2")
+        if self.mechanics is not None and self.mechanics.sides == "periodic":
+            raise ValueError("mechanics.sides: periodic is built for 2D cells (x periodic); in "
+                             "3D use sides: symmetric or free")
         if self.kinetics.stress_coupling == StressCoupling.monroe_newman:
             raise ValueError("kinetics.stress_coupling: monroe_newman needs the interface "
                              "curvature, which is computed in 2D only")
@@ -764,10 +771,13 @@ class RunConfig(StrictModel):
     @property
     def tolerance_scale(self) -> float:
         """Factor [-] of the absolute Newton tolerances, which are written for the residuals of
-        a plane cell per metre of depth: pi width / (1 m) in an axisymmetric run, whose residuals
-        are whole-cylinder values (disc area pi width^2 against the plane cell's width); 1
-        otherwise."""
-        return float(math.pi * self.geometry.width) if self.axisymmetric else 1.0
+        a plane cell per metre of depth: the projected area over the width, per metre. 1 in
+        plane strain; pi width / (1 m) in an axisymmetric run, whose residuals are
+        whole-cylinder values (disc area pi width^2); depth / (1 m) in 3D, whose residuals are
+        whole-cell values (a 10 um cell's current is 1e-5 of the plane cell's per metre, and an
+        unscaled atol stopped its Newton solve at 1e-4 relative)."""
+        g = self.geometry
+        return float(g.projected_area / g.width)
 
     @model_validator(mode="after")
     def _periodic_sides_of_a_file(self) -> RunConfig:

@@ -37,9 +37,10 @@ from ecm_fem.geometry.tags import FACET_TAGS
 from ecm_fem.mesh import (
     FacetDofMean,
     cell_centroids,
-    facet_end_points,
     facet_normals,
+    facet_vertices,
     owned_facet_cells,
+    simplex_diameters,
 )
 from ecm_fem.physics.stress_coupling import InterfaceStress, interface_stress_from_tensors
 from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
@@ -120,9 +121,8 @@ class InterfaceStressMap:
         sub = ec.mesh
         cells, local = owned_facet_cells(sub, ec.region.facet_tags, FACET_TAGS["interface"])
         facets, li, ion = interface_facet_pairs(ec, parent, cells, local)
-        normals = facet_normals(parent, facets, li) if len(facets) \
-            else np.zeros((0, 2))
-        self._n = np.column_stack([normals, np.zeros(len(normals))])
+        normals = facet_normals(parent, facets, li)
+        self._n = np.column_stack([normals, np.zeros((len(normals), 3 - normals.shape[1]))])
         self._setup_recovery(parent, cell_tag, facets, li, ion)
         self._mean = FacetDofMean(ec.V, cells, local, self.N_MEASURES)
         self.dofs = self._mean.dofs
@@ -134,9 +134,9 @@ class InterfaceStressMap:
                         li: np.ndarray, ion: np.ndarray) -> None:
         """The band cells to gather and, per owned facet and side, the recovery weights."""
         comm = parent.comm
-        ends = facet_end_points(parent, facets)
-        mid = ends.mean(axis=1)
-        h_max = comm.allreduce(float(np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1).max())
+        corners = facet_vertices(parent, facets)
+        mid = corners.mean(axis=1)
+        h_max = comm.allreduce(float(simplex_diameters(corners).max())
                                if len(facets) else 0.0, op=MPI.MAX)
         all_mid = np.vstack(comm.allgather(mid))
         n_owned = parent.topology.index_map(parent.topology.dim).size_local

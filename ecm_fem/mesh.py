@@ -159,14 +159,31 @@ def x_extent(msh: dmesh.Mesh) -> tuple[float, float]:
             msh.comm.allreduce(float(x.max()) if len(x) else -np.inf, op=MPI.MAX))
 
 
-def facet_end_points(msh: dmesh.Mesh, facets: np.ndarray) -> np.ndarray:
-    """(n, 2, gdim) end points of the local ``facets`` of a 2D mesh [m] (the vertices: chords
-    of curved facets)."""
-    fdim = msh.topology.dim - 1
+def facet_vertices(msh: dmesh.Mesh, facets: np.ndarray) -> np.ndarray:
+    """(n, tdim, gdim) vertices of the local simplex ``facets`` [m]: the two end points of a
+    2D mesh's facets (the chords of curved facets), the three corners of a 3D mesh's
+    triangles."""
+    tdim, gdim = msh.topology.dim, msh.geometry.dim
     if len(facets) == 0:  # entities_to_geometry divides by the entity count (0.9)
-        return np.zeros((0, 2, msh.geometry.dim))
-    nodes = dmesh.entities_to_geometry(msh, fdim, np.asarray(facets, dtype=np.int32), False)
-    return msh.geometry.x[nodes[:, :2], : msh.geometry.dim]
+        return np.zeros((0, tdim, gdim))
+    nodes = dmesh.entities_to_geometry(msh, tdim - 1, np.asarray(facets, dtype=np.int32), False)
+    return msh.geometry.x[nodes[:, :tdim], :gdim]
+
+
+def simplex_measures(vertices: np.ndarray) -> np.ndarray:
+    """(n,) lengths of segments (n, 2, gdim) or areas of triangles (n, 3, 3) [m or m^2]."""
+    if vertices.shape[1] == 2:
+        return np.linalg.norm(vertices[:, 1] - vertices[:, 0], axis=1)
+    return 0.5 * np.linalg.norm(np.cross(vertices[:, 1] - vertices[:, 0],
+                                         vertices[:, 2] - vertices[:, 0]), axis=1)
+
+
+def simplex_diameters(vertices: np.ndarray) -> np.ndarray:
+    """(n,) longest edge of each simplex (n, k, gdim) [m]."""
+    k = vertices.shape[1]
+    edges = [np.linalg.norm(vertices[:, b] - vertices[:, a], axis=1)
+             for a in range(k) for b in range(a + 1, k)]
+    return np.max(edges, axis=0) if edges else np.zeros(len(vertices))
 
 
 def cell_centroids(msh: dmesh.Mesh, cells: np.ndarray) -> np.ndarray:
@@ -179,13 +196,17 @@ def cell_centroids(msh: dmesh.Mesh, cells: np.ndarray) -> np.ndarray:
 
 
 def facet_normals(msh: dmesh.Mesh, facets: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """(n, 2) unit normals of the local 2D ``facets`` (of their chords), each pointing away
-    from the centroid of the matching cell of ``cells`` (e.g. from Li into the electrolyte)."""
-    ends = facet_end_points(msh, facets)
-    tangent = ends[:, 1] - ends[:, 0]
-    length = np.maximum(np.linalg.norm(tangent, axis=1), 1e-300)
-    normal = np.column_stack([tangent[:, 1], -tangent[:, 0]]) / length[:, None]
-    outward = ends.mean(axis=1) - cell_centroids(msh, cells)
+    """(n, gdim) unit normals of the local ``facets`` (of their flat simplices), each pointing
+    away from the centroid of the matching cell of ``cells`` (e.g. from Li into the
+    electrolyte)."""
+    corners = facet_vertices(msh, facets)
+    if msh.geometry.dim == 2:
+        tangent = corners[:, 1] - corners[:, 0]
+        normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
+    else:
+        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normal /= np.maximum(np.linalg.norm(normal, axis=1), 1e-300)[:, None]
+    outward = corners.mean(axis=1) - cell_centroids(msh, cells)
     normal[np.einsum("ij,ij->i", normal, outward) < 0] *= -1.0
     return normal
 
@@ -354,7 +375,7 @@ class InterfaceCurve:
         f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
         cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
         normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
-        ends = facet_end_points(msh, facets)
+        ends = facet_vertices(msh, facets)
         ends = np.vstack(msh.comm.allgather(ends.reshape(-1, 4)))
         normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
         order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))

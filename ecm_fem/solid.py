@@ -7,18 +7,37 @@ a Li band along the interface. Voids and empty flaws are holes in the mesh: trac
 integral weighted by 2 pi r, ecm_fem/axisymmetry.py; strains with the hoop component).
 
 Growth on a fixed mesh. The interface moves along n (from Li into the electrolyte) at
-v_n = -Omega_Li i_n / F. Each interface facet f hands its volume rate v_n(f) L_f (per unit
-depth; axisymmetric: L_f is the area 2 pi r L of the facet's ring, and |k| below a cell's ring
-volume) to the Li cells associated with it: those whose nearest interface facet (by midpoint)
-is f, weighted by a linear decay w = 2 (1 - d/h_g) with the depth d of the cell's centroid below
-the facet (0 beyond the band thickness h_g), plus the Li cell on f itself. Cell c receives the
-eigenstrain rate v_n(f) L_f w_c / sum_k(w_k |k|) n_f (x) n_f, so the growth strain integrates
-exactly to the plated (or stripped) volume, whatever the mesh. A band of a few cells keeps the
-eigenstrain smooth; a one-cell band makes it jump from cell to cell, and the Li stresses next to
-the interface become noisy. The facet currents are facet means of i_n (3-point Gauss) rescaled
-so that
-their sum equals int i_n ds of the electrochemistry, which makes the volume balance exact to
-solver tolerance.
+v_n = -Omega_Li i_n / F. Each interface facet f hands its volume rate v_n(f) L_f (L_f its
+length per unit depth in plane strain, its area in 3D; axisymmetric: the area 2 pi r L of the
+facet's ring, and |k| below a cell's ring volume) to the Li near it, as the eigenstrain rate
+v_n(f) L_f w / sum(w |k|) n_f (x) n_f, so the growth strain integrates exactly to the plated
+(or stripped) volume, facet by facet, whatever the mesh. ``mechanics.growth_distribution``
+chooses the weights w:
+
+* nearest (the 2D default, ``NearestFacetBand``): DG0; the Li cells whose nearest interface
+  facet (by midpoint) is f, weighted by a linear decay w = 2 (1 - d/h_g) with the depth d of the
+  cell's centroid below the facet (0 beyond the band thickness h_g), plus the Li cell on f
+  itself. A band of a few cells keeps the eigenstrain smooth; a one-cell band makes it jump
+  from cell to cell, and the Li stresses next to the interface become noisy.
+* balanced (the 3D default, ``BalancedBand``): DG1, continuous across the Li; the vertices
+  (dof blocks) within the kernel w = 2 (1 - |d|/h_g) (1 - (l/h_g)^2)^2 of f (d the distance
+  from f's plane, l the lateral distance from its midpoint), the sums over the blocks' masses
+  int phi_b dx. The kernel matrix is then scaled per block and per facet (Sinkhorn,
+  ``balanced_weights``) so that each block's share is the band profile 2 (1 - d/h_g) at its
+  depth: a uniform current then gives a strain that depends on the depth only, a compatible
+  strain, free of stress. On tetrahedra the nearest-facet band put +-1.5 MPa (std) of Li
+  interface stress on a void under 1 MPa (0.08 MPa without growth); the balanced band
+  leaves 10 kPa on a flat 1 MPa stack (0.3 MPa nearest, 2D and 3D alike). Where the shares
+  cannot be met (a band thinner than the cells, a flaw narrower than the band) the scaling
+  stops at 500 iterations, exact per facet but unbalanced, with a warning. Not the 2D default:
+  on the Li-filled flaw of tests/test_monolithic.py (a band of 0.2 um, thinner than the 0.35 um
+  cells) it gave a Li pressure at the flaw walls of 25 MPa against 37 MPa (nearest), and
+  which is closer to the resolved answer is not settled; the 2D studies keep their verified
+  numbers.
+
+The facet currents are facet means of i_n (Gauss rule on each facet) rescaled so that their sum
+equals int i_n ds of the electrochemistry, which makes the volume balance exact to solver
+tolerance.
 """
 
 from __future__ import annotations
@@ -46,11 +65,13 @@ from ecm_fem.mesh import (
     MeshData,
     cell_centroids,
     cell_tag_array,
-    facet_end_points,
     facet_normals,
+    facet_vertices,
     owned_facet_cells,
     owned_facets,
     region_field,
+    simplex_diameters,
+    simplex_measures,
     x_extent,
 )
 from ecm_fem.physics import creep, fracture
@@ -69,17 +90,18 @@ PREFIX = "ecm_mech_"
 @dataclass
 class InterfaceFacets:
     """The interface facets of the whole mesh, the same arrays on every rank, sorted by
-    position: midpoints (n, 2) [m], unit normals from Li into the electrolyte (n, 2), chord
-    lengths (n,) [m] and measures (n,): the lengths, or in an axisymmetric run the areas
-    2 pi r L [m^2] of the facets' surfaces of revolution."""
+    position: midpoints (vertex means; n, gdim) [m], unit normals from Li into the electrolyte
+    (n, gdim), diameters (longest edges, n) [m] and measures (n,): the chord lengths of a 2D
+    mesh's facets, the triangle areas [m^2] of a 3D mesh's, or in an axisymmetric run the
+    areas 2 pi r L [m^2] of the facets' surfaces of revolution."""
 
     midpoints: np.ndarray
     normals: np.ndarray
-    lengths: np.ndarray
+    diameters: np.ndarray
     measures: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.measures)
 
     def index_of(self, points: np.ndarray) -> np.ndarray:
         """Index of the facet whose midpoint is at each of ``points`` (which must be facet
@@ -87,7 +109,7 @@ class InterfaceFacets:
         if not len(points):
             return np.zeros(0, dtype=np.int64)
         dist, idx = cKDTree(self.midpoints).query(points)
-        scale = float(self.lengths.min())
+        scale = float(self.diameters.min())
         if np.any(dist > 1e-6 * scale):
             raise RuntimeError("interface facets of the ion submesh and the parent mesh differ")
         return idx
@@ -98,9 +120,6 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
                             ) -> tuple[InterfaceFacets, np.ndarray, np.ndarray]:
     """The global interface facet table of the parent mesh, and, for the locally owned
     interface facets, their Li cells (local indices) and their rows in the table."""
-    if msh.geometry.dim != 2:
-        raise NotImplementedError("mechanics growth band: 2D meshes only (3D runs solve the "
-                                  "current distribution only)")
     facets = owned_facets(msh, facet_tags, FACET_TAGS["interface"])
     f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
     li_cells = np.empty(len(facets), dtype=np.int32)
@@ -112,26 +131,29 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
             raise RuntimeError(f"interface facet {f}: expected one Li cell and one other cell")
         li_cells[k] = cells[is_li][0]
         other_cells[k] = cells[~is_li][0]
-    ends = facet_end_points(msh, facets)
-    mid = ends.mean(axis=1)
-    length = np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1)
+    gdim = msh.geometry.dim
+    corners = facet_vertices(msh, facets)
+    mid = corners.mean(axis=1)
     normal = facet_normals(msh, facets, li_cells)
-    table = np.column_stack([mid, normal, length])
+    table = np.column_stack([mid, normal, simplex_diameters(corners),
+                             simplex_measures(corners)])
     table = np.vstack(msh.comm.allgather(table))
-    order = np.lexsort((table[:, 1], table[:, 0]))
+    order = np.lexsort(table[:, gdim - 1::-1].T)  # by x, then y (, then z)
     table = table[order]
-    facets_table = InterfaceFacets(table[:, :2], table[:, 2:4], table[:, 4],
-                                   table[:, 4] * facet_weights(table[:, :2], axisymmetric))
+    mid_all = table[:, :gdim]
+    facets_table = InterfaceFacets(mid_all, table[:, gdim:2 * gdim], table[:, 2 * gdim],
+                                   table[:, 2 * gdim + 1] * facet_weights(mid_all, axisymmetric))
     rows = facets_table.index_of(mid)
     return facets_table, li_cells, rows
 
 
 class FacetCurrents:
     """Mean interface current density i_n [A/m^2] (or of another UFL ``expression`` on the ion
-    submesh) on every facet of ``facets`` (3-point Gauss on each facet of the ion submesh), the
-    same array on every rank: ``evaluator()`` at the current values of ``ec``'s unknowns and
-    coupling fields. The expressions and cell lists are
-    built once (their JIT lookup costs more than the evaluation)."""
+    submesh) on every facet of ``facets`` (a Gauss rule of degree 5 on each facet of the ion
+    submesh: 3 points on a segment, 7 on a triangle), the same array on every rank:
+    ``evaluator()`` at the current values of ``ec``'s unknowns and coupling fields. The
+    expressions and cell lists are built once (their JIT lookup costs more than the
+    evaluation)."""
 
     def __init__(self, ec: CurrentDistribution, facets: InterfaceFacets, expression: Any = None):
         msh = ec.mesh
@@ -142,8 +164,10 @@ class FacetCurrents:
         cell_type = getattr(basix.CellType, msh.topology.cell_name())
         ref = basix.geometry(cell_type)
         ref_facets = basix.topology(cell_type)[fdim]
-        s, w = np.polynomial.legendre.leggauss(3)
-        self._s, self._w = 0.5 * (s + 1.0), 0.5 * w
+        facet_type = basix.cell.subentity_types(cell_type)[fdim][0]
+        # points on the reference facet, weights normalised to a mean (the facets are flat)
+        self._s, w = basix.make_quadrature(facet_type, 5)
+        self._w = w / w.sum()
         c_to_f = msh.topology.connectivity(msh.topology.dim, fdim)
         by_local: dict[int, list[tuple[int, int]]] = {}
         for cell, lf in zip(owned_cells, owned_local, strict=True):
@@ -152,14 +176,14 @@ class FacetCurrents:
         mids = []
         for lf in range(len(ref_facets)):
             # fem.Expression creation is collective: every local facet's rule on every rank
-            a, b = ref[ref_facets[lf][0]], ref[ref_facets[lf][1]]
-            points = a[None, :] + self._s[:, None] * (b - a)[None, :]
+            corners = ref[ref_facets[lf]]
+            points = corners[0] + self._s @ (corners[1:] - corners[0])
             expr = fem.Expression(ec.i_n if expression is None else expression, points)
             pairs = by_local.get(lf, [])
             if pairs:
                 self._rules.append((expr, np.array([c for c, _ in pairs], dtype=np.int32)))
-                mids.append(facet_end_points(msh, np.array([f for _, f in pairs])).mean(axis=1))
-        local_mid = np.vstack(mids) if mids else np.zeros((0, 2))
+                mids.append(facet_vertices(msh, np.array([f for _, f in pairs])).mean(axis=1))
+        local_mid = np.vstack(mids) if mids else np.zeros((0, msh.geometry.dim))
         self._rows = facets.index_of(np.vstack(msh.comm.allgather(local_mid)))
         self.size = len(facets)
         if len(np.unique(self._rows)) != self.size:
@@ -182,22 +206,56 @@ def rescaled_currents(currents: np.ndarray, total: float, facets: InterfaceFacet
     return currents * (total / discrete) if discrete != 0.0 else currents
 
 
-class GrowthBand:
-    """The plating/stripping growth eigenstrain eps_g (DG0 3x3 tensor on the parent mesh; see
-    the module docstring). ``advance(i_n_facets, dt)`` sets the trial value of the step,
-    ``commit`` / ``rollback`` accept or reject it."""
+class _Band:
+    """The plating/stripping growth eigenstrain eps_g (a 3x3 tensor field on the parent
+    mesh, zero outside the Li band; see the module docstring). ``advance(i_n_facets, dt)`` sets
+    the trial value of the step, ``commit`` / ``rollback`` accept or reject it."""
 
-    def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
-                 thickness: float, molar_volume: float, axisymmetric: bool = False):
+    eps_g: fem.Function
+    eps_g_n: np.ndarray
+    facets: InterfaceFacets
+
+    def _start(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
+               thickness: float, molar_volume: float, axisymmetric: bool, degree: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Common set-up: the facet table and a zero DG ``degree`` eps_g; returns the Li cells
+        and table rows of the owned interface facets."""
         self.msh = msh
         self.thickness = thickness
         self.molar_volume = molar_volume
-        comm = msh.comm
         self.facets, li_on_facet, rows_on_facet = gather_interface_facets(
             msh, facet_tags, cell_tag, axisymmetric)
-        Q = fem.functionspace(msh, ("DG", 0, (3, 3)))
+        Q = fem.functionspace(msh, ("DG", degree, (3, 3)))
         self.eps_g = fem.Function(Q, name="growth_strain")
         self.eps_g_n = np.zeros_like(self.eps_g.x.array)
+        return li_on_facet, rows_on_facet
+
+    def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
+        """Eigenstrain rate per local dof block (n_blocks, 9) [1/s] for facet currents
+        [A/m^2]."""
+        raise NotImplementedError
+
+    def advance(self, i_n_facets: np.ndarray, dt: float) -> None:
+        self.eps_g.x.array[:] = self.eps_g_n + dt * self.rate(i_n_facets).ravel()
+        self.eps_g.x.scatter_forward()
+
+    def commit(self) -> None:
+        self.eps_g_n[:] = self.eps_g.x.array
+
+    def rollback(self) -> None:
+        self.eps_g.x.array[:] = self.eps_g_n
+
+
+class NearestFacetBand(_Band):
+    """The growth eigenstrain as a DG0 3x3 tensor, each facet's volume handed to the Li cells
+    whose nearest facet it is (``mechanics.growth_distribution: nearest``; module
+    docstring)."""
+
+    def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
+                 thickness: float, molar_volume: float, axisymmetric: bool = False):
+        li_on_facet, rows_on_facet = self._start(msh, facet_tags, cell_tag, thickness,
+                                                 molar_volume, axisymmetric, degree=0)
+        comm = msh.comm
         volumes = cell_volumes(msh, axisymmetric)
 
         n_cells = msh.topology.index_map(msh.topology.dim).size_local
@@ -207,7 +265,7 @@ class GrowthBand:
         def profile(cells: np.ndarray, facet: np.ndarray) -> np.ndarray:
             """Band weight 2 (1 - d/h_g) at the normal depth d of each cell's centroid below
             its facet (0 beyond h_g): linear decay, unit integral over the band."""
-            x = cell_centroids(msh, cells) if len(cells) else np.zeros((0, 2))
+            x = cell_centroids(msh, cells)
             depth = np.einsum("ij,ij->i", normals[facet], mid[facet] - x)
             return 2.0 * np.clip(1.0 - np.maximum(depth, 0.0) / thickness, 0.0, None)
 
@@ -233,7 +291,8 @@ class GrowthBand:
         self._weight = w * self.facets.measures[self._facet] / area[self._facet]
         n = self.facets.normals[self._facet]
         nn = np.zeros((len(self._facet), 3, 3))
-        nn[:, :2, :2] = n[:, :, None] * n[:, None, :]
+        gdim = n.shape[1]
+        nn[:, :gdim, :gdim] = n[:, :, None] * n[:, None, :]
         self._nn = nn
         self.band_cells = np.unique(self._cells)
 
@@ -245,15 +304,140 @@ class GrowthBand:
         np.add.at(out, self._cells, contrib.reshape(-1, 9))
         return out
 
-    def advance(self, i_n_facets: np.ndarray, dt: float) -> None:
-        self.eps_g.x.array[:] = self.eps_g_n + dt * self.rate(i_n_facets).ravel()
-        self.eps_g.x.scatter_forward()
 
-    def commit(self) -> None:
-        self.eps_g_n[:] = self.eps_g.x.array
+class BalancedBand(_Band):
+    """The growth eigenstrain linear in each Li cell and continuous across the Li, zero
+    elsewhere (DG1 with equal values at a shared vertex), with balanced kernel weights
+    (``mechanics.growth_distribution: balanced``; module docstring)."""
 
-    def rollback(self) -> None:
-        self.eps_g.x.array[:] = self.eps_g_n
+    def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
+                 thickness: float, molar_volume: float, axisymmetric: bool = False):
+        li_on_facet, rows_on_facet = self._start(msh, facet_tags, cell_tag, thickness,
+                                                 molar_volume, axisymmetric, degree=1)
+        comm, Q = msh.comm, self.eps_g.function_space
+        mid, normals = self.facets.midpoints, self.facets.normals
+
+        # the vertex dofs (blocks) of the Li cells, their points and masses int phi_b dx
+        n_cells = msh.topology.index_map(msh.topology.dim).size_local
+        li_all = np.flatnonzero(cell_tag == CELL_TAGS["li"]).astype(np.int32)
+        dofmap = Q.dofmap.list
+        blocks = np.unique(dofmap[li_all].ravel())
+        n_owned = Q.dofmap.index_map.size_local
+        x_blocks = Q.tabulate_dof_coordinates()[blocks, : msh.geometry.dim]
+        mass = block_masses(Q, li_all, axisymmetric)[blocks]
+
+        def kernel(x: np.ndarray, facet: np.ndarray) -> np.ndarray:
+            """Weight of the points ``x`` for ``facet``: 2 (1 - |d| / h_g) in the distance d
+            from the facet's plane (a unit integral over the band), times (1 - (l / h_g)^2)^2
+            in the lateral distance l from the facet's midpoint (0 beyond h_g)."""
+            offset = x - mid[facet]
+            depth = np.abs(np.einsum("ij,ij->i", normals[facet], offset))
+            lateral2 = np.maximum(np.einsum("ij,ij->i", offset, offset) - depth ** 2, 0.0)
+            along = np.clip(1.0 - lateral2 / thickness ** 2, 0.0, None) ** 2
+            return 2.0 * np.clip(1.0 - depth / thickness, 0.0, None) * along
+
+        weights: dict[tuple[int, int], float] = {}
+        if len(blocks) and len(self.facets):
+            reach = np.sqrt(2.0) * thickness  # the kernel's support: depth and lateral h_g
+            near = cKDTree(x_blocks).query_ball_tree(cKDTree(mid), reach)
+            rows = np.repeat(np.arange(len(blocks)), [len(f) for f in near])
+            facet = np.fromiter((f for fs in near for f in fs), dtype=np.int64,
+                                count=len(rows))
+            w = kernel(x_blocks[rows], facet)
+            keep = w > 0
+            weights.update(((int(r), int(f)), float(v)) for r, f, v in
+                           zip(rows[keep], facet[keep], w[keep], strict=True))
+        # every facet reaches at least the vertices of its own Li cell (any band thickness)
+        owned_li = li_on_facet < n_cells
+        own_cells, own_facets = li_on_facet[owned_li], rows_on_facet[owned_li]
+        if len(own_cells):
+            row_of = {int(b): k for k, b in enumerate(blocks)}
+            for c, f in zip(own_cells, own_facets, strict=True):
+                for b in dofmap[c]:
+                    r = row_of[int(b)]
+                    weights[(r, int(f))] = max(weights.get((r, int(f)), 0.0), 1e-3)
+        pairs = np.array(sorted(weights), dtype=np.int64).reshape(-1, 2)
+        w = np.array([weights[(int(r), int(f))] for r, f in pairs])
+        # each point's share of the band: the depth profile at its distance from the plane
+        # of its nearest facet
+        depth = np.zeros(len(blocks))
+        if len(blocks) and len(self.facets):
+            _, nearest = cKDTree(mid).query(x_blocks)
+            depth = np.abs(np.einsum("ij,ij->i", normals[nearest], x_blocks - mid[nearest]))
+        share = mass * 2.0 * np.clip(1.0 - depth / thickness, 0.0, None)
+        share[np.bincount(pairs[:, 0], minlength=len(blocks)) == 0] = 0.0  # out of reach
+        x, self.balance_error = balanced_weights(
+            mass[pairs[:, 0]] * w, pairs[:, 0], pairs[:, 1], share, self.facets.measures,
+            blocks < n_owned, comm)
+        self._blocks = blocks[pairs[:, 0]]
+        self._facet = pairs[:, 1]
+        self._weight = x / mass[pairs[:, 0]]
+        if self.balance_error > 1e-3:
+            log.warning("growth band: the eigenstrain follows the band profile to %.1e only "
+                        "(a band thinner than the cells?)", self.balance_error)
+        n = self.facets.normals[self._facet]
+        nn = np.zeros((len(self._facet), 3, 3))
+        gdim = n.shape[1]
+        nn[:, :gdim, :gdim] = n[:, :, None] * n[:, None, :]
+        self._nn = nn
+
+    def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
+        """Eigenstrain rate per local dof block (n_blocks, 9) [1/s] for facet currents
+        [A/m^2]."""
+        v_n = -self.molar_volume * i_n_facets / FARADAY
+        contrib = (self._weight * v_n[self._facet])[:, None, None] * self._nn
+        out = np.zeros((len(self.eps_g.x.array) // 9, 9))
+        np.add.at(out, self._blocks, contrib.reshape(-1, 9))
+        return out
+
+
+def balanced_weights(m: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_share: np.ndarray,
+                     col_sums: np.ndarray, owned_rows: np.ndarray, comm: MPI.Comm,
+                     tol: float = 1e-9, max_iterations: int = 500) -> tuple[np.ndarray, float]:
+    """The positive sparse matrix ``m`` (entries at ``rows``, ``cols``) scaled by a factor per
+    row and per column (Sinkhorn-Knopp) so that its column sums are ``col_sums`` exactly and
+    its row sums proportional to ``row_share`` (scaled to the same total) to ``tol``. Rows are
+    local (``owned_rows`` marks the ones this rank sums), columns global. Returns the scaled
+    entries and the largest relative row error left (collective)."""
+    share_total = comm.allreduce(float(row_share[owned_rows].sum()), op=MPI.SUM)
+    target = row_share * (float(col_sums.sum()) / share_total)
+    owned = owned_rows[rows]
+    live = (target > 0) & owned_rows
+
+    def scale_columns(x: np.ndarray) -> np.ndarray:
+        col = np.zeros(len(col_sums))
+        np.add.at(col, cols[owned], x[owned])
+        comm.Allreduce(MPI.IN_PLACE, col, op=MPI.SUM)
+        if np.any(col <= 0):
+            raise RuntimeError("growth band: an interface facet has no Li cell")
+        return x * (col_sums / col)[cols]
+
+    x = scale_columns(m)
+    error = np.inf
+    for _ in range(max_iterations):
+        row = np.zeros(len(target))
+        np.add.at(row, rows, x)
+        ratio = np.divide(target, row, out=np.zeros_like(row), where=row > 0)
+        error = comm.allreduce(float(np.abs(ratio[live] - 1.0).max(initial=0.0)), op=MPI.MAX)
+        if error < tol:
+            break
+        x = scale_columns(x * ratio[rows])
+    return x, error
+
+
+def block_masses(Q: fem.FunctionSpace, cells: np.ndarray, axisymmetric: bool) -> np.ndarray:
+    """int phi_b dx over ``cells`` (local indices) of every local dof block b of the
+    discontinuous blocked space ``Q`` [m^2 in 2D, m^3 in 3D or axisymmetric]."""
+    msh = Q.mesh
+    tags = dmesh.meshtags(msh, msh.topology.dim, np.sort(cells).astype(np.int32),
+                          np.ones(len(cells), dtype=np.int32))
+    dx = ufl.Measure("dx", domain=msh, subdomain_data=tags)
+    m = fem.Function(Q)
+    v = ufl.TestFunction(Q)
+    first = v[(0,) * len(ufl.shape(v))]  # one component per block
+    fem_petsc.assemble_vector(m.x.petsc_vec, fem.form(weigh(first * dx(1), axisymmetric)))
+    m.x.scatter_forward()  # a DG block belongs to one cell, whose owner assembled it
+    return m.x.array[:: Q.dofmap.index_map_bs].copy()
 
 
 def cell_volumes(msh: dmesh.Mesh, axisymmetric: bool = False) -> np.ndarray:
@@ -274,7 +458,7 @@ class SolidMechanics:
         u: displacement [m] (vector Lagrange on the parent mesh).
         E, nu: DG0 Young's modulus [Pa] and Poisson ratio [-] per cell.
         inelastic: ``creep.QuadratureInelasticity`` of the Li cells.
-        growth: ``GrowthBand`` or None.
+        growth: the growth band (``NearestFacetBand`` or ``BalancedBand``) or None.
         residual, bcs, near_nullspace: what the solver needs.
     """
 
@@ -302,11 +486,12 @@ class SolidMechanics:
 
         li_material = config.materials.li.resolve()
         self.molar_volume = li_material.require("molar_volume", "materials.li")
-        self.growth: GrowthBand | None = None
+        self.growth: _Band | None = None
         eps = mech.strain3(self.u, self.kind)
         if m.growth:
             h_g = m.growth_band or 3.0 * config.geometry.interface_mesh_size
-            self.growth = GrowthBand(msh, mesh_data.facet_tags, self.cell_tag, h_g,
+            band = BalancedBand if m.distribution(gdim) == "balanced" else NearestFacetBand
+            self.growth = band(msh, mesh_data.facet_tags, self.cell_tag, h_g,
                                      self.molar_volume, self.axisymmetric)
             eps = eps - self.growth.eps_g
         self.strain = eps
@@ -446,7 +631,7 @@ class SolidMechanics:
         x_min, x_max = x_extent(msh)
         period = x_max - x_min
         sides = self.mesh_data.facet_tags.find(FACET_TAGS["side"])
-        ends = facet_end_points(msh, sides)
+        ends = facet_vertices(msh, sides)
         right = np.sort(sides[np.abs(ends[:, :, 0] - x_max).max(axis=1) < 1e-9 * period]) \
             if len(sides) else sides
         marker = dmesh.meshtags(msh, fdim, right.astype(np.int32),
@@ -489,8 +674,8 @@ class SolidMechanics:
         msh = self.mesh
         fdim = msh.topology.dim - 1
         bcs = []
-        ends = facet_end_points(msh, facets) if len(facets) else np.zeros((0, 2, 2))
-        spread = np.abs(ends[:, 1] - ends[:, 0])
+        corners = facet_vertices(msh, facets)
+        spread = corners.max(axis=1) - corners.min(axis=1)
         length = spread.max(axis=1) if len(facets) else np.zeros(0)
         axis = np.argmin(spread, axis=1) if len(facets) else np.zeros(0, dtype=int)
         aligned = spread.min(axis=1) <= 1e-8 * np.maximum(length, 1e-300) if len(facets) \

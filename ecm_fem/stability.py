@@ -389,7 +389,7 @@ class InterfaceProblem:
     def _setup_interface(self, msh: Any) -> None:
         """Per owned cell with a facet on the interface: the facet's end points and side, and
         the Gauss points of the Fourier integral."""
-        from ecm_fem.mesh import facet_end_points
+        from ecm_fem.mesh import facet_vertices
 
         tdim, fdim = msh.topology.dim, msh.topology.dim - 1
         f2c = msh.topology.connectivity(fdim, tdim)
@@ -400,7 +400,7 @@ class InterfaceProblem:
                 if c < n_owned:
                     facets.append(f)
                     cells.append(c)
-        ends = facet_end_points(msh, np.asarray(facets, dtype=np.int32))[:, :, 0]
+        ends = facet_vertices(msh, np.asarray(facets, dtype=np.int32))[:, :, 0]
         ends.sort(axis=1)
         self._cells = np.asarray(cells, dtype=np.int32)
         self._ends = ends
