@@ -363,12 +363,11 @@ def test_bad_3d_flaws_name_the_key(geometry_text, message):
         config_from_text(f"geometry: {geometry_text}\n")
 
 
-def test_3d_flaw_config_passes_and_refuses_mechanics():
+def test_3d_flaw_config_passes_with_mechanics():
     """The defaults pass in 3D (a flaw through the whole depth; the 3D default tip size
-    flaw_opening / 4) and have no crack tips; 3D mechanics is refused as for every 3D
-    geometry."""
+    flaw_opening / 4) and have no crack tips; a mechanics section is accepted."""
     g = config_from_text("geometry: {kind: electrolyte_flaw, dim: 3}\n").geometry
     assert g.flaw_length is None and g.cell_depth == g.width
     assert g.tip_size == pytest.approx(g.flaw_opening / 4) and g.crack_tips() == []
-    with pytest.raises(ConfigError, match="mechanics: 3D geometries"):
-        config_from_text("geometry: {kind: electrolyte_flaw, dim: 3}\nmechanics: {}\n")
+    assert config_from_text("geometry: {kind: electrolyte_flaw, dim: 3}\nmechanics: {}\n"
+                            ).mechanics is not None

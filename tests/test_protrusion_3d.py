@@ -251,11 +251,14 @@ def test_bad_3d_protrusions_name_the_key(geometry_text, message):
         config_from_text(f"geometry: {geometry_text}\n")
 
 
-def test_3d_protrusion_config_passes_and_refuses_mechanics():
-    """A base radius below width and depth passes; 3D runs refuse mechanics and Monroe-Newman
-    kinetics (the interface curvature is 2D only), as for every 3D geometry."""
+def test_3d_protrusion_config_passes_and_refuses_monroe_newman():
+    """A base radius below width and depth passes, with mechanics; 3D runs refuse
+    Monroe-Newman kinetics (the interface curvature is 2D only), as for every 3D geometry."""
     ok = config_from_text("geometry: {kind: li_protrusion, dim: 3, width: 2.0e-5, "
                           "depth: 6.0e-6, protrusion_half_width: 5.0e-6}\n")
     assert ok.geometry.cell_depth == 6e-6 and ok.geometry.projected_area == pytest.approx(1.2e-10)
-    with pytest.raises(ConfigError, match="mechanics: 3D geometries"):
-        config_from_text("geometry: {kind: li_protrusion, dim: 3}\nmechanics: {}\n")
+    assert config_from_text("geometry: {kind: li_protrusion, dim: 3}\nmechanics: {}\n"
+                            ).mechanics is not None
+    with pytest.raises(ConfigError, match="monroe_newman needs"):
+        config_from_text("geometry: {kind: li_protrusion, dim: 3}\nmechanics: {}\n"
+                         "kinetics: {stress_coupling: monroe_newman}\n")

@@ -302,8 +302,7 @@ def test_bad_3d_patches_name_the_key(geometry, message):
 
 def test_patches_in_any_order_and_touching_pass():
     """In 3D patches need no x order: a checkerboard of four touching patches, listed out of
-    order, is valid; tags follow the list, gaps take none; 3D refuses mechanics as for every
-    3D geometry."""
+    order, is valid; tags follow the list, gaps take none; a mechanics section is accepted."""
     quarter = "x_min: {}, x_max: {}, z_min: {}, z_max: {}, thickness: {}"
     text = ("geometry: {kind: sei_heterogeneous, dim: 3, width: 1.0e-5, sei_mesh: flat, "
             "patches: " + _patches(
@@ -316,5 +315,4 @@ def test_patches_in_any_order_and_touching_pass():
     assert config.geometry.subregions() == {"d": ("sei", 101), "a": ("sei", 102),
                                             "b": ("sei", 104)}
     assert config.geometry.sei_element_size == pytest.approx(1e-6)  # interface_mesh_size
-    with pytest.raises(ConfigError, match="mechanics: 3D geometries"):
-        config_from_text(text + "mechanics: {}\n")
+    assert config_from_text(text + "mechanics: {}\n").mechanics is not None
