@@ -230,10 +230,23 @@ class _Band:
         self.eps_g_n = np.zeros_like(self.eps_g.x.array)
         return li_on_facet, rows_on_facet
 
+    def _finish(self, blocks: np.ndarray, facet: np.ndarray, weight: np.ndarray) -> None:
+        """The map of ``rate``: dof block (a cell in DG0) ``blocks[k]`` receives
+        ``weight[k]`` [1/m] times the normal velocity of facet ``facet[k]``, along n (x) n."""
+        self._blocks, self._facet, self._weight = blocks, facet, weight
+        n = self.facets.normals[facet]
+        gdim = n.shape[1]
+        self._nn = np.zeros((len(facet), 3, 3))
+        self._nn[:, :gdim, :gdim] = n[:, :, None] * n[:, None, :]
+
     def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
         """Eigenstrain rate per local dof block (n_blocks, 9) [1/s] for facet currents
         [A/m^2]."""
-        raise NotImplementedError
+        v_n = -self.molar_volume * i_n_facets / FARADAY
+        contrib = (self._weight * v_n[self._facet])[:, None, None] * self._nn
+        out = np.zeros((len(self.eps_g.x.array) // 9, 9))
+        np.add.at(out, self._blocks, contrib.reshape(-1, 9))
+        return out
 
     def advance(self, i_n_facets: np.ndarray, dt: float) -> None:
         self.eps_g.x.array[:] = self.eps_g_n + dt * self.rate(i_n_facets).ravel()
@@ -286,23 +299,8 @@ class NearestFacetBand(_Band):
         comm.Allreduce(MPI.IN_PLACE, area, op=MPI.SUM)
         if np.any(area <= 0):
             raise RuntimeError("growth band: an interface facet has no Li cell")
-        self._cells = pair_arr[:, 0]
-        self._facet = pair_arr[:, 1]
-        self._weight = w * self.facets.measures[self._facet] / area[self._facet]
-        n = self.facets.normals[self._facet]
-        nn = np.zeros((len(self._facet), 3, 3))
-        gdim = n.shape[1]
-        nn[:, :gdim, :gdim] = n[:, :, None] * n[:, None, :]
-        self._nn = nn
-        self.band_cells = np.unique(self._cells)
-
-    def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
-        """Eigenstrain rate per local cell (n_local, 9) [1/s] for facet currents [A/m^2]."""
-        v_n = -self.molar_volume * i_n_facets / FARADAY
-        contrib = (self._weight * v_n[self._facet])[:, None, None] * self._nn
-        out = np.zeros((len(self.eps_g.x.array) // 9, 9))
-        np.add.at(out, self._cells, contrib.reshape(-1, 9))
-        return out
+        facet = pair_arr[:, 1]
+        self._finish(pair_arr[:, 0], facet, w * self.facets.measures[facet] / area[facet])
 
 
 class BalancedBand(_Band):
@@ -369,26 +367,10 @@ class BalancedBand(_Band):
         x, self.balance_error = balanced_weights(
             mass[pairs[:, 0]] * w, pairs[:, 0], pairs[:, 1], share, self.facets.measures,
             blocks < n_owned, comm)
-        self._blocks = blocks[pairs[:, 0]]
-        self._facet = pairs[:, 1]
-        self._weight = x / mass[pairs[:, 0]]
+        self._finish(blocks[pairs[:, 0]], pairs[:, 1], x / mass[pairs[:, 0]])
         if self.balance_error > 1e-3:
             log.warning("growth band: the eigenstrain follows the band profile to %.1e only "
                         "(a band thinner than the cells?)", self.balance_error)
-        n = self.facets.normals[self._facet]
-        nn = np.zeros((len(self._facet), 3, 3))
-        gdim = n.shape[1]
-        nn[:, :gdim, :gdim] = n[:, :, None] * n[:, None, :]
-        self._nn = nn
-
-    def rate(self, i_n_facets: np.ndarray) -> np.ndarray:
-        """Eigenstrain rate per local dof block (n_blocks, 9) [1/s] for facet currents
-        [A/m^2]."""
-        v_n = -self.molar_volume * i_n_facets / FARADAY
-        contrib = (self._weight * v_n[self._facet])[:, None, None] * self._nn
-        out = np.zeros((len(self.eps_g.x.array) // 9, 9))
-        np.add.at(out, self._blocks, contrib.reshape(-1, 9))
-        return out
 
 
 def balanced_weights(m: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_share: np.ndarray,

@@ -104,3 +104,19 @@ def config_with(data: dict, **changes):
             node = node.setdefault(k, {})
         node[last] = value
     return RunConfig.model_validate(data)
+
+
+def solid_setup(config):
+    """(mesh data, current distribution solved at t = 0, StepSolid) of ``config``, for tests
+    that step the mechanics themselves."""
+    from ecm_fem.mesh import generate
+    from ecm_fem.problem import CurrentDistribution
+    from ecm_fem.simulation import build_solver
+    from ecm_fem.solid import StepSolid
+
+    md = generate(config)
+    ec = CurrentDistribution(config, md)
+    ec.set_time(0.0)
+    ec.initial_guess()
+    build_solver(ec, config).solve()
+    return md, ec, StepSolid(config, md)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import scifem
 import ufl
-from conftest import config_with, history, run_and_wait
+from conftest import config_with, history, run_and_wait, solid_setup
 from dolfinx import fem, mesh
 
 from ecm_fem.axisymmetry import weigh
@@ -228,18 +228,9 @@ def test_growth_band_plates_the_volume_of_the_disc(shared_tmp):
     """Norton Li with growth: the growth strain integrates, with the 2 pi r weight, to
     Omega |i| pi W^2 t / F (the facet currents and cell volumes of the band are weighted
     alike), and the Li current collector moves out by about the plated thickness."""
-    from ecm_fem.problem import CurrentDistribution
-    from ecm_fem.simulation import build_solver
-    from ecm_fem.solid import StepSolid
-
     config = stack(True, **{"mechanics.li_law": "norton", "mechanics.growth": True,
                             "kinetics.stress_coupling": "none"})
-    md = generate(config)
-    ecd = CurrentDistribution(config, md)
-    ecd.set_time(0.0)
-    ecd.initial_guess()
-    build_solver(ecd, config).solve()
-    solid = StepSolid(config, md)
+    md, ecd, solid = solid_setup(config)
     solid.solve(ecd, 0.0)
     ds = ufl.Measure("ds", md.mesh, subdomain_data=md.facet_tags)
     comm = md.mesh.comm

@@ -23,6 +23,7 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 import ufl
+from conftest import solid_setup
 from dolfinx import fem
 
 from ecm_fem import simulation
@@ -93,21 +94,11 @@ def test_balanced_growth_band_plates_the_volume_of_a_stack(dim):
     round-off), the collector moves out by the plated thickness less a few per cent (measured
     2.4 %; plane strain: 3.2 %), and the electrolyte's sigma_yy stays at -P to 5e-3
     (measured 8e-4)."""
-    from ecm_fem.mesh import generate
-    from ecm_fem.problem import CurrentDistribution
-    from ecm_fem.simulation import build_solver
-    from ecm_fem.solid import StepSolid
-
     i_app = -10.0
     config = stack("none", growth=True, li_law="norton", dim=dim).model_copy(deep=True)
     config.control.current_density = i_app
     config.mechanics.growth_distribution = "balanced"  # the 3D default; chosen in 2D
-    md = generate(config)
-    ecd = CurrentDistribution(config, md)
-    ecd.set_time(0.0)
-    ecd.initial_guess()
-    build_solver(ecd, config).solve()
-    solid = StepSolid(config, md)
+    md, ecd, solid = solid_setup(config)
     solid.solve(ecd, 0.0)
     comm = md.mesh.comm
     area = config.geometry.projected_area

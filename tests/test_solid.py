@@ -20,14 +20,13 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 import ufl
+from conftest import solid_setup
 from dolfinx import fem
 
 from ecm_fem import postprocess
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
 from ecm_fem.constants import FARADAY
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
-from ecm_fem.mesh import generate
-from ecm_fem.problem import CurrentDistribution
 from ecm_fem.simulation import build_solver
 from ecm_fem.solid import StepSolid, cell_volumes
 
@@ -45,15 +44,6 @@ def planar(li_law: str = "norton", current: float = 0.0, **mechanics) -> RunConf
         "control": {"current_density": current},
         "mechanics": {"li_law": li_law, "stack_pressure": P_STACK, **mechanics},
     })
-
-
-def setup(config: RunConfig):
-    md = generate(config)
-    ec = CurrentDistribution(config, md)
-    ec.set_time(0.0)
-    ec.initial_guess()
-    build_solver(ec, config).solve()
-    return md, ec, StepSolid(config, md)
 
 
 def cell_stresses(solid: StepSolid, region: str) -> np.ndarray:
@@ -82,7 +72,7 @@ def confined_modulus(E: float, nu: float) -> float:
 def test_stack_pressure_on_elastic_layers(degree):
     """Per-region moduli: each layer carries its own confined state, and the Li current
     collector moves by p (L_li/M_li + L_e/M_e); exact for P1 and P2 (linear fields)."""
-    md, ec, solid = setup(planar("elastic", degree=degree))
+    md, ec, solid = solid_setup(planar("elastic", degree=degree))
     rep = solid.solve(ec, 0.0)
     assert rep.newton_its <= 1
     for region, mat in (("li", LI), ("electrolyte", LLZO)):
@@ -126,7 +116,7 @@ def test_confined_creep_relaxation_matches_closed_form():
     t_end = 0.5
     results = {}
     for n_steps in (5, 10):
-        md, ec, solid = setup(planar("norton"))
+        md, ec, solid = solid_setup(planar("norton"))
         solid.solve(ec, 0.0)
         for _ in range(n_steps):
             solid.solve(ec, t_end / n_steps)
@@ -152,7 +142,7 @@ def test_confined_plastic_layer_sits_on_the_yield_surface():
     sigma_y = 2e5
     q0 = P_STACK * (1 - 2 * LI["nu"]) / (1 - LI["nu"])
     for law, q_expected in (("plasticity", sigma_y), ("elastic", q0)):
-        md, ec, solid = setup(planar(law, plasticity={"yield_stress": sigma_y,
+        md, ec, solid = solid_setup(planar(law, plasticity={"yield_stress": sigma_y,
                                                       "hardening": 0.0}))
         rep = solid.solve(ec, 0.0)
         assert rep.converged
@@ -172,7 +162,7 @@ def test_growth_band_holds_the_plated_volume():
     collector moves out by that thickness (plus the elastic part), and the far Li stays in the
     stack-pressure state."""
     i_app, dt, n = -10.0, 2.0, 2
-    md, ec, solid = setup(planar("norton", current=i_app))
+    md, ec, solid = solid_setup(planar("norton", current=i_app))
     ec.set_time(dt)
     build_solver(ec, ec.config).solve()
     solid.solve(ec, 0.0)
@@ -224,7 +214,7 @@ def test_newton_is_quadratic_on_creeping_li():
         "control": {"current_density": -10.0},
         "mechanics": {"stack_pressure": P_STACK},
     })
-    md, ec, solid = setup(config)
+    md, ec, solid = solid_setup(config)
     solid.solve(ec, 0.0)
     rep = solid.solve(ec, 1.0)
     e = np.array(rep.residuals) / rep.residuals[0]
@@ -266,7 +256,7 @@ def flaw_config(li_law: str) -> RunConfig:
 def flaw_pressure_history(li_law: str) -> list[float]:
     """Largest Li pressure after each 2 s step: plating until 4 s, then rest until 12 s."""
     config = flaw_config(li_law)
-    md, ec, solid = setup(config)
+    md, ec, solid = solid_setup(config)
     solid.solve(ec, 0.0)
     history = []
     for t in np.arange(2.0, 12.0 + 1e-9, 2.0):
