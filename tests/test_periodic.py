@@ -19,8 +19,9 @@ import dolfinx_mpc
 import numpy as np
 import pytest
 import ufl
+from conftest import solid_setup
 from dolfinx import fem, mesh
-from test_solid import LI, LLZO, P_STACK, cell_stresses, planar, setup
+from test_solid import LI, LLZO, P_STACK, cell_stresses, planar
 
 from ecm_fem.config import RunConfig
 from ecm_fem.solver import BlockedNewtonSolver
@@ -110,7 +111,7 @@ def test_periodic_manufactured_solution_converges_at_optimal_rate(degree, rate):
 def test_periodic_sides_on_a_uniform_stack_give_the_confined_state():
     """Laterally uniform layers: periodic sides (with the rigid lateral translation pinned)
     reproduce the confined closed form of the symmetric sides."""
-    md, ec, solid = setup(planar("elastic", sides="periodic"))
+    md, ec, solid = solid_setup(planar("elastic", sides="periodic"))
     assert solid.problem.constraint is not None
     solid.solve(ec, 0.0)
     for region, mat in (("li", LI), ("electrolyte", LLZO)):
@@ -137,7 +138,7 @@ def test_inclined_flaw_with_periodic_sides():
     """Plating into an inclined Li-filled flaw for 1 s: u(width, y) = u(0, y) at every side
     node (to 1e-12 of max |u|), and the result differs from symmetric sides (which would mirror
     the flaw into a chevron) by more than 1 % in the largest Li pressure."""
-    md, ec, solid = setup(inclined_flaw("periodic"))
+    md, ec, solid = solid_setup(inclined_flaw("periodic"))
     rep = solid.solve(ec, 1.0)
     assert rep.converged
     s = solid.problem
@@ -149,7 +150,7 @@ def test_inclined_flaw_with_periodic_sides():
     scale = comm.allreduce(float(np.abs(s.u.x.array).max()), op=MPI.MAX)
     np.testing.assert_allclose(left[:, 1:], right[:, 1:], atol=1e-12 * scale)
     p_periodic = solid.stress.region_max(solid.stress.pressure, "li")
-    md2, ec2, sym = setup(inclined_flaw("symmetric"))
+    md2, ec2, sym = solid_setup(inclined_flaw("symmetric"))
     sym.solve(ec2, 1.0)
     p_symmetric = sym.stress.region_max(sym.stress.pressure, "li")
     print(f"max p_Li: periodic {p_periodic:.4e}, symmetric {p_symmetric:.4e} Pa")
