@@ -56,7 +56,10 @@ def make_plots(run_dir: str | Path) -> list[Path]:
     written = []
 
     t = history["time"]
-    fig, (ax_v, ax_f) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, layout="constrained")
+    mechanics = "max_p_li" in history
+    fig, axes = plt.subplots(2 + mechanics, 1, figsize=(7, 6 + 2.5 * mechanics), sharex=True,
+                             layout="constrained")
+    ax_v, ax_f = axes[:2]
     ax_v.plot(t, 1e3 * history["V_we"], "o-", label="V_we")
     ax_v.plot(t, 1e3 * history["V_cell"], "s--", mfc="none", label="V_cell")
     ax_v.set_ylabel("potential [mV]")
@@ -72,7 +75,20 @@ def make_plots(run_dir: str | Path) -> list[Path]:
         ax_f.set_ylim(min(1.0, ff.min()) - pad, ff.max() + pad)
     ax_f.ticklabel_format(axis="y", useOffset=False)
     ax_f.set_ylabel("focusing factor max|i_n| / mean [-]")
-    ax_f.set_xlabel("time [s]")
+    if mechanics:
+        ax_p = axes[2]
+        ax_p.plot(t, 1e-6 * history["max_p_li"], "o-", color="tab:purple", label="max p_Li")
+        ax_p.set_ylabel("max p_Li [MPa]", color="tab:purple")
+        tips = [k.removeprefix("KI_over_KIc_") for k in history if k.startswith("KI_over_KIc_")]
+        if tips:  # K_I / K_Ic of every crack tip (K_I < 0: the crack is squeezed)
+            ax_k = ax_p.twinx()
+            for tip in tips:
+                ax_k.plot(t, history[f"KI_over_KIc_{tip}"], "s--", mfc="none",
+                          label=f"K_I / K_Ic, {tip}")
+            ax_k.axhline(0.0, color="0.7", lw=0.8)
+            ax_k.set_ylabel("K_I / K_Ic [-]")
+            ax_k.legend(loc="best", fontsize="small")
+    axes[-1].set_xlabel("time [s]")
     fig.suptitle(f"{run_dir.name}: cell history")
     written.append(_save(fig, out / "history.png"))
     plt.close(fig)
