@@ -10,7 +10,7 @@ status=0
 stage() { echo; echo "=== $1"; }
 
 stage "serial"
-python3 -m pytest -p no:cacheprovider "$@" tests || status=1
+python3 -m pytest -p no:cacheprovider --durations=15 "$@" tests || status=1
 
 for n in 2 3; do
     marker="not serial_only"

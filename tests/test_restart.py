@@ -141,7 +141,8 @@ STOPPED = {
         ("phi", "current_density", "displacement", "stress_measures")),
     "3d-void": (
         ["configs/interfacial_void_3d_li_llzo.yaml", "--set", "time.t_end=20",
-         "--set", "control.current_density=-5", "--set", "geometry.interface_mesh_size=1e-6"],
+         "--set", "time.adaptive=false", "--set", "control.current_density=-5",
+         "--set", "geometry.interface_mesh_size=1.5e-6", "--set", "geometry.mesh_size=5e-6"],
         2, 1, ("time", "V_we", "focusing_factor", "i_max"), ("phi", "current_density")),
 }
 
