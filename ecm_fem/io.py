@@ -53,7 +53,7 @@ def history_columns(config: RunConfig) -> list[str]:
         columns += VACANCY_COLUMNS
     if config.mechanics is not None:
         columns += MECHANICS_COLUMNS
-        for name, _, _ in config.geometry.crack_tips():
+        for name, *_ in config.geometry.crack_tips():
             columns += [f"KI_{name}", f"KI_over_KIc_{name}"]
     return columns
 

@@ -887,40 +887,33 @@ class StepSolid:
 
 
 class CrackTips:
-    """K_I at the geometry's crack tips (``geometry.crack_tips()``) by the interaction integral
-    over the electrolyte (physics/fracture.py), and K_I / K_Ic with the electrolyte's fracture
-    toughness. The domain is a ring of radii r_in = max(r_out / 4, flaw_opening) (the blunt
-    root lies inside r_in) and r_out = flaw_depth / 4 (at most a quarter of the ligament),
-    inside the electrolyte. Li-filled flaws load the faces with the
-    Li cells' stresses; empty flaws are traction free. A tip on the symmetry line x = 0 is a
-    half model."""
+    """K_I at the geometry's crack tips (``geometry.crack_tips()``, each with its domain ring
+    r_in < r < r_out inside the electrolyte) by the interaction integral (physics/fracture.py),
+    and K_I / K_Ic with the electrolyte's fracture toughness. A Li-filled flaw's faces are
+    loaded with the Li cells' stresses; empty flaws and internal cracks are traction free. A
+    tip on the symmetry line x = 0 is a half model."""
 
     def __init__(self, config: RunConfig, solid: SolidMechanics, stress: StressFields):
         g = config.geometry
         self.tips = g.crack_tips()
         self.solid, self.stress = solid, stress
         self.k_ic = config.materials.electrolyte.resolve().fracture_toughness
-        depth = getattr(g, "flaw_depth", None)
-        if self.tips and depth is not None:
-            self.r_out = 0.25 * min(depth, g.electrolyte_thickness - depth)
-            # the notch root (radius opening / 2) must lie inside r_in
-            self.r_in = max(0.25 * self.r_out, float(g.flaw_opening))
-            if self.r_in >= 0.8 * self.r_out:
-                raise ValueError("geometry.flaw_opening: the flaw is too blunt for K_I "
-                                 f"(root {g.flaw_opening:g} m against a domain radius "
-                                 f"{self.r_out:g} m); make it narrower or deeper")
-        else:
-            self.r_out, self.r_in = 0.25 * g.interface_mesh_size, 0.0625 * g.interface_mesh_size
-        self.filled = bool(getattr(g, "filled", False))
+        for tip in self.tips:
+            if tip.r_in >= 0.8 * tip.r_out:
+                raise ValueError(
+                    f"{tip.opening_key}: the crack at tip '{tip.name}' is too blunt for K_I "
+                    f"(root {2 * tip.r_in:g} m across against a domain radius {tip.r_out:g} m, "
+                    "set by its length and its distance to other boundaries); make it "
+                    "narrower, longer or farther from them")
         self.width = g.width
 
     def scalars(self) -> dict[str, float]:
         s = self.solid
         out: dict[str, float] = {}
-        for name, tip, direction in self.tips:
-            tags = s.mesh_data.facet_tags
+        tags = s.mesh_data.facet_tags
+        for tip in self.tips:
             kwargs: dict[str, Any]
-            if self.filled:  # faces loaded by the Li cells' (cell-average) stress
+            if tip.filled:  # faces loaded by the Li cells' (cell-average) stress
                 dS = ufl.Measure("dS", domain=s.mesh, subdomain_data=tags)
                 kwargs = {"face_measure": dS(FACET_TAGS["interface"]),
                           "face_stress": self.stress.sigma}
@@ -929,12 +922,12 @@ class CrackTips:
                 kwargs = {"face_measure": ds(FACET_TAGS["crack_surface"]), "face_pressure": 0.0}
             try:
                 res = fracture.crack_tip_integrals(
-                    s.u, s.E, s.nu, s.mesh_data.cell_tags, [CELL_TAGS["electrolyte"]], tip,
-                    direction, self.r_in, self.r_out,
-                    half_model=abs(tip[0]) < 1e-9 * self.width, **kwargs)
+                    s.u, s.E, s.nu, s.mesh_data.cell_tags, [CELL_TAGS["electrolyte"]],
+                    tip.position, tip.direction, tip.r_in, tip.r_out,
+                    half_model=abs(tip.position[0]) < 1e-9 * self.width, **kwargs)
             except ValueError as exc:  # a set-up problem of the run, not of the config
-                raise RuntimeError(f"K_I at crack tip '{name}': {exc}") from exc
-            out[f"KI_{name}"] = res.K_I
-            out[f"KI_over_KIc_{name}"] = (fracture.k_ratio(res, self.k_ic) if self.k_ic
-                                          else float("nan"))
+                raise RuntimeError(f"K_I at crack tip '{tip.name}': {exc}") from exc
+            out[f"KI_{tip.name}"] = res.K_I
+            out[f"KI_over_KIc_{tip.name}"] = (fracture.k_ratio(res, self.k_ic) if self.k_ic
+                                              else float("nan"))
         return out

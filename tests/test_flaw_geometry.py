@@ -148,7 +148,7 @@ def test_tip_is_a_vertex_and_refined(meshes, name):
     those within the flaw's length of the counter boundary are far larger."""
     g, md = meshes(name)
     msh = md.mesh
-    (_, tip, _), = g.crack_tips()
+    tip = g.crack_tips()[0].position
     n_local = msh.topology.index_map(2).size_local
     cells = np.arange(n_local, dtype=np.int32)
     h = msh.h(2, cells)
@@ -178,15 +178,20 @@ def test_same_mesh_on_any_number_of_ranks():
 
 
 def test_crack_tips():
-    """Apex and unit axis of the flaw (metres); geometries without cracks have none."""
+    """Apex and unit axis of the flaw (metres), and its K_I ring: r_out a quarter of the
+    depth, r_in the opening; geometries without cracks have none."""
     half = flaw_config().geometry
-    assert half.crack_tips() == [("flaw", (0.0, DEPTH), (0.0, 1.0))]
-    (name, tip, axis), = flaw_config(**VARIANTS["inclined_filled"]).geometry.crack_tips()
-    assert name == "flaw"
+    assert half.crack_tips() == [("flaw", (0.0, DEPTH), (0.0, 1.0), True, OPENING, DEPTH / 4,
+                                  "geometry.flaw_opening")]
+    (name, tip, axis, filled, *_), = flaw_config(
+        **VARIANTS["inclined_filled"]).geometry.crack_tips()
+    assert name == "flaw" and filled
     assert tip == pytest.approx((5e-6 + DEPTH / 2, DEPTH * math.sqrt(3) / 2), rel=1e-12)
     assert axis == pytest.approx((0.5, math.sqrt(3) / 2), rel=1e-12)
-    (_, tip, axis), = flaw_config(**VARIANTS["inclined_empty"]).geometry.crack_tips()
-    assert tip[0] == pytest.approx(5e-6 - DEPTH / 2, rel=1e-12) and axis[0] == pytest.approx(-0.5)
+    (_, tip, axis, filled, *_), = flaw_config(
+        **VARIANTS["inclined_empty"]).geometry.crack_tips()
+    assert not filled and axis[0] == pytest.approx(-0.5)
+    assert tip[0] == pytest.approx(5e-6 - DEPTH / 2, rel=1e-12)
     for kind in ("planar", "interfacial_void", "li_protrusion"):
         assert RunConfig.model_validate({"geometry": {"kind": kind}}).geometry.crack_tips() == []
 

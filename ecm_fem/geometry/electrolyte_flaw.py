@@ -34,8 +34,17 @@ the mouth, and the flaw's sections on the symmetry planes lie outside the mesh. 
 to interface_mesh_size on the flat interface, to wall_size on the flaw's surfaces and to
 tip_mesh_size along the flaw's rim, the crest of its rounded edge of radius r: the tip line
 and, for a slot, the quarter circle round the corner and the end's crest down to the mouth
-(each a model curve). ``crack_tips()`` is empty in 3D: the K_I integral is plane strain and 3D
-configs have no mechanics. No internal (buried) crack yet, in 2D or 3D.
+(each a model curve). ``crack_tips()`` is empty in 3D: the K_I integral is plane strain.
+
+Internal crack (2D, ``internal_crack``): a buried crack cut from the electrolyte, the stadium of
+width w_c = opening between two semicircular tips whose apexes are ``length`` apart, centred at
+(x, height), its axis at ``angle`` from the interface plane; each apex is a model point between
+two quarter arcs. Its faces are ``crack_surface``. It is cut from the electrolyte before the
+surface flaw is fragmented in (or cut out), so the two defects share no curve; they must stay
+the larger opening apart, and the crack an opening away from the interface, the counter and the
+sides (or centred on x = 0, angle 0 or 90: half of it in the cell). ``surface_flaw: false``
+leaves the crack alone. Elements shrink to ``crack_tip_size`` on its tips and to
+``crack_wall_size`` along its faces.
 """
 
 from __future__ import annotations
@@ -47,7 +56,77 @@ import gmsh
 from pydantic import Field, model_validator
 
 from ecm_fem.geometry._gmsh import add_physical_groups, refine_near, size_field, sort_curves
-from ecm_fem.geometry.params import Length, PlanarGeometry
+from ecm_fem.geometry.params import (
+    LARGEST_LENGTH,
+    CrackTip,
+    Length,
+    PlanarGeometry,
+    StrictModel,
+)
+
+FLAW_KEYS = ("flaw_depth", "flaw_opening", "flaw_position", "inclination", "filled",
+             "flaw_length")
+
+
+class InternalCrack(StrictModel):
+    """A buried crack in the electrolyte (2D): a slot of constant width ``opening`` between
+    two semicircular tips of radius opening / 2 whose apexes are ``length`` apart, centred at
+    (x, height) with its axis at ``angle`` from the interface plane. Its faces are
+    ``crack_surface`` (no current, traction free); K_I is reported at each tip in the cell."""
+
+    length: Length = Field(2e-6, description="distance 2a between the apexes of the two tips "
+                           "[m]")
+    opening: Length = Field(0.1e-6, description="width of the crack across its axis [m]; the "
+                            "tips are semicircles of radius opening / 2")
+    x: Annotated[float, Field(ge=0, le=LARGEST_LENGTH)] = Field(
+        0.0, description="x of the crack's centre [m]; 0: on the symmetry line x = 0 (the "
+        "cell holds half of the crack; angle 0 or +-90 only)")
+    height: Length = Field(6e-6, description="y of the crack's centre, its distance above the "
+                           "interface y = 0 [m]")
+    angle: Annotated[float, Field(ge=-90, le=90)] = Field(
+        0.0, description="angle of the crack's axis from the interface plane (the x axis), "
+        "counterclockwise [deg]: 0 parallel to the interface, 90 normal to it")
+
+    def axis(self) -> tuple[float, float]:
+        """Unit vector along the crack's axis (towards the tip named crack_plus)."""
+        theta = math.radians(self.angle)
+        return math.cos(theta), math.sin(theta)
+
+    def centre_line(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """End points [m] of the segment joining the centres of the two tip circles (the
+        crack is every point within opening / 2 of it)."""
+        (ex, ey), half = self.axis(), self.length / 2 - self.opening / 2
+        return ((self.x - half * ex, self.height - half * ey),
+                (self.x + half * ex, self.height + half * ey))
+
+    def apexes(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        """(name, apex [m], unit vector ahead of the tip) of both tips, in the cell or not."""
+        (ex, ey), a = self.axis(), self.length / 2
+        return [("crack_plus", (self.x + a * ex, self.height + a * ey), (ex, ey)),
+                ("crack_minus", (self.x - a * ex, self.height - a * ey), (-ex, -ey))]
+
+
+def _point_segment_distance(p: tuple[float, float], a: tuple[float, float],
+                            b: tuple[float, float]) -> float:
+    (px, py), (ax, ay), (bx, by) = p, a, b
+    dx, dy = bx - ax, by - ay
+    t = ((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-300)
+    t = min(max(t, 0.0), 1.0)
+    return math.hypot(px - ax - t * dx, py - ay - t * dy)
+
+
+def _segment_distance(s1: tuple[tuple[float, float], tuple[float, float]],
+                      s2: tuple[tuple[float, float], tuple[float, float]]) -> float:
+    """Distance between two segments in the plane (0 when they cross)."""
+    (a, b), (c, d) = s1, s2
+
+    def orient(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    if (orient(a, b, c) * orient(a, b, d) < 0) and (orient(c, d, a) * orient(c, d, b) < 0):
+        return 0.0
+    return min(_point_segment_distance(a, c, d), _point_segment_distance(b, c, d),
+               _point_segment_distance(c, a, b), _point_segment_distance(d, a, b))
 
 
 class ElectrolyteFlawGeometry(PlanarGeometry):
@@ -88,7 +167,14 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     tip_mesh_size: Length | None = Field(
         None, description="element size on the semicircular tip [m] (default 2D: "
         "min(interface_mesh_size / 10, flaw_opening / 8); 3D: along the flaw's rim, "
-        "min(interface_mesh_size / 4, flaw_opening / 4), as the cost grows with its length)")
+        "min(interface_mesh_size / 4, flaw_opening / 4), as the cost grows with its length); "
+        "also on the tips of the internal crack (default there with its opening)")
+    surface_flaw: bool = Field(
+        True, description="false: no surface flaw (its keys flaw_* and inclination, filled "
+        "are then refused), for a cell with an internal crack only")
+    internal_crack: InternalCrack | None = Field(
+        None, description="2D only: a buried crack in the electrolyte, in addition to the "
+        "surface flaw or (surface_flaw: false) alone; default none")
 
     @property
     def tip_size(self) -> float:
@@ -98,6 +184,18 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         if self.dim == 3:
             return min(self.interface_mesh_size / 4, self.flaw_opening / 4)
         return min(self.interface_mesh_size / 10, self.flaw_opening / 8)
+
+    @property
+    def crack_tip_size(self) -> float:
+        """Element size on the internal crack's tips [m], the default filled in."""
+        if self.tip_mesh_size:
+            return self.tip_mesh_size
+        return min(self.interface_mesh_size / 10, self.internal_crack.opening / 8)
+
+    @property
+    def crack_wall_size(self) -> float:
+        """Element size along the internal crack's faces [m]."""
+        return min(self.interface_mesh_size, self.internal_crack.opening / 2)
 
     @property
     def wall_size(self) -> float:
@@ -122,20 +220,75 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         x_tip_centre = x0 + (self.flaw_depth - r) * dx
         return (min(x0 - r / dy, x_tip_centre - r), max(x0 + r / dy, x_tip_centre + r))
 
-    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-        """The apex in 2D (see ``PlanarGeometry.crack_tips``). None in 3D: the K_I
-        interaction integral (physics/fracture.py) is plane strain, and 3D configs have no
-        mechanics, so no tip of the 3D tip line is handed to it."""
+    def flaw_centre_line(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """End points [m] of the surface flaw's axis from the mouth's centre to the centre of
+        its tip circle (the flaw is every point of the electrolyte within flaw_opening / 2 of
+        it)."""
+        (dx, dy), x0, r = self.flaw_axis(), self.flaw_position, self.flaw_opening / 2
+        return (x0, 0.0), (x0 + (self.flaw_depth - r) * dx, (self.flaw_depth - r) * dy)
+
+    def _clearance(self, point: tuple[float, float], own: str) -> float:
+        """Distance [m] from ``point`` to the nearest boundary of the electrolyte other than
+        the faces of the defect ``own`` ("flaw" or "crack") and the symmetry line x = 0: the
+        interface y = 0, the counter, the side x = width and the other defect."""
+        x, y = point
+        out = min(y, self.electrolyte_thickness - y, self.width - x)
+        if own != "flaw" and self.surface_flaw:
+            out = min(out, _point_segment_distance(point, *self.flaw_centre_line())
+                      - self.flaw_opening / 2)
+        if own != "crack" and self.internal_crack is not None:
+            out = min(out, _point_segment_distance(point, *self.internal_crack.centre_line())
+                      - self.internal_crack.opening / 2)
+        return out
+
+    def crack_tips(self) -> list[CrackTip]:
+        """The apex of the surface flaw (faces loaded by its Li when filled) and the tips of
+        the internal crack that lie in the cell, in 2D (see ``PlanarGeometry.crack_tips``).
+        The K_I ring: r_out a quarter of the flaw's depth, of its ligament or of the crack's
+        length, and at most half the distance to any other boundary (the interface, the
+        counter, the far side, the other defect); r_in = max(r_out / 4, opening), so that the
+        blunt root (diameter = opening) lies inside it. None in 3D: the K_I interaction
+        integral (physics/fracture.py) is plane strain."""
         if self.dim == 3:
             return []
-        return [("flaw", self.apex(), self.flaw_axis())]
+        tips = []
+        if self.surface_flaw:
+            apex, depth = self.apex(), self.flaw_depth
+            r_out = min(0.25 * min(depth, self.electrolyte_thickness - depth),
+                        0.5 * self._clearance(apex, "flaw"))
+            tips.append(CrackTip("flaw", apex, self.flaw_axis(), self.filled,
+                                 max(0.25 * r_out, self.flaw_opening), r_out,
+                                 "geometry.flaw_opening"))
+        crack = self.internal_crack
+        if crack is not None:
+            for name, apex, ahead in crack.apexes():
+                if apex[0] < -1e-9 * self.width:
+                    continue  # the half of a crack across x = 0 outside the cell
+                r_out = min(0.25 * crack.length, 0.5 * self._clearance(apex, "crack"))
+                tips.append(CrackTip(name, apex, ahead, False, max(0.25 * r_out, crack.opening),
+                                     r_out, "geometry.internal_crack.opening"))
+        return tips
 
     @model_validator(mode="after")
     def _flaw_fits(self) -> ElectrolyteFlawGeometry:
-        depth, w, x0 = self.flaw_depth, self.flaw_opening, self.flaw_position
         if self.sei_thickness > 0:
             raise ValueError(
                 "sei_thickness: a resolved SEI is not supported with an electrolyte flaw yet")
+        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
+            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
+                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
+        if self.internal_crack is not None:
+            self._crack_fits()
+        if not self.surface_flaw:
+            given = [k for k in FLAW_KEYS if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"{given[0]}: a key of the surface flaw, but surface_flaw is "
+                                 "false")
+            if self.internal_crack is None:
+                raise ValueError("surface_flaw: false needs an internal_crack (or use kind "
+                                 "planar)")
+            return self
+        depth, w, x0 = self.flaw_depth, self.flaw_opening, self.flaw_position
         if depth > 0.8 * self.electrolyte_thickness:
             raise ValueError(
                 f"flaw_depth = {depth:g} m must be at most 0.8 electrolyte_thickness = "
@@ -166,21 +319,61 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
                 f"{self.cell_depth - w:g} m (depth = {self.cell_depth:g} m; leave electrolyte "
                 "between the slot's end and the side z = depth, or omit flaw_length for a "
                 "flaw through the whole depth)")
-        if self.tip_mesh_size is not None and self.tip_mesh_size > self.interface_mesh_size:
-            raise ValueError(f"tip_mesh_size = {self.tip_mesh_size:g} m must not exceed "
-                             f"interface_mesh_size = {self.interface_mesh_size:g} m")
         if self.tip_size > w / 4:
             raise ValueError(
                 f"tip_mesh_size: the tip elements ({self.tip_size:g} m) must be at most "
                 f"flaw_opening / 4 = {w / 4:g} m to resolve the semicircular tip")
+        crack = self.internal_crack
+        if crack is not None:
+            gap = (_segment_distance(self.flaw_centre_line(), crack.centre_line())
+                   - (w + crack.opening) / 2)
+            if gap < max(w, crack.opening):
+                raise ValueError(
+                    f"internal_crack: the crack comes within {max(gap, 0.0):g} m of the surface "
+                    f"flaw; keep them at least {max(w, crack.opening):g} m (the larger "
+                    "opening) apart")
         return self
+
+    def _crack_fits(self) -> None:
+        """Errors, naming the key, for an internal crack that does not fit in the
+        electrolyte (kept an opening away from its boundaries) or cannot be meshed."""
+        crack, key = self.internal_crack, "internal_crack"
+        w = crack.opening
+        if self.dim == 3:
+            raise ValueError(f"{key}: only for dim: 2 (no buried crack in 3D yet)")
+        if w > crack.length / 2:
+            raise ValueError(f"{key}.opening = {w:g} m must be at most half of "
+                             f"{key}.length = {crack.length:g} m (a crack is narrow)")
+        if crack.x == 0 and crack.angle not in (0.0, 90.0, -90.0):
+            raise ValueError(
+                f"{key}.angle = {crack.angle:g} deg: a crack centred on the symmetry line "
+                "x = 0 (x: 0) must be symmetric about it: angle 0 or +-90")
+        ends = crack.centre_line()
+        r = w / 2
+        x_min, x_max = min(p[0] for p in ends) - r, max(p[0] for p in ends) + r
+        y_min, y_max = min(p[1] for p in ends) - r, max(p[1] for p in ends) + r
+        if y_min < w or y_max > self.electrolyte_thickness - w:
+            raise ValueError(
+                f"{key}.height = {crack.height:g} m: the crack spans y = {y_min:g} .. "
+                f"{y_max:g} m (with length and angle) and must stay {key}.opening = {w:g} m "
+                f"inside the electrolyte 0 < y < electrolyte_thickness = "
+                f"{self.electrolyte_thickness:g} m")
+        if (crack.x > 0 and x_min < w) or x_max > self.width - w:
+            raise ValueError(
+                f"{key}.x = {crack.x:g} m: the crack spans x = {x_min:g} .. {x_max:g} m (with "
+                f"length and angle) and must stay {key}.opening = {w:g} m inside the cell "
+                f"0 < x < width = {self.width:g} m (or be centred on x = 0)")
+        if self.crack_tip_size > w / 4:
+            raise ValueError(
+                f"tip_mesh_size: the tip elements ({self.crack_tip_size:g} m) must be at most "
+                f"{key}.opening / 4 = {w / 4:g} m to resolve the crack's semicircular tips")
 
 
 def _add_flaw(depth: float, r: float, inclination: float, x0: float) -> int:
-    """OCC surface of the whole flaw (half width r, apex at distance ``depth`` from the mouth's
-    centre (x0, 0) along the axis tilted by ``inclination`` [rad]), reaching below y = 0 so
-    that clipping at the interface cuts both walls. The tip is two quarter arcs, so the apex is
-    a model point."""
+    """OCC surface of the whole surface flaw (half width r, apex at distance ``depth`` from the
+    mouth's centre (x0, 0) along the axis tilted by ``inclination`` [rad]), reaching below
+    y = 0 so that clipping at the interface cuts both walls. The tip is two quarter arcs, so the
+    apex is a model point."""
     occ = gmsh.model.occ
     below = r * (1 + abs(math.tan(inclination)))
     corners = [(-r, -below), (r, -below), (r, depth - r), (0.0, depth), (-r, depth - r)]
@@ -240,6 +433,52 @@ def _add_flaw_3d(depth: float, r: float, inclination: float, x0: float,
 MODEL = ElectrolyteFlawGeometry
 
 
+def _add_crack(length: float, r: float, angle: float, x: float, y: float) -> int:
+    """OCC surface of a buried crack: the stadium of half width r whose tip apexes are
+    ``length`` apart, centred at (x, y) with its axis at ``angle`` [rad] from +x. Each tip is
+    two quarter arcs, so the apexes are model points."""
+    occ = gmsh.model.occ
+    a = length / 2
+    corners = [(a - r, -r), (a, 0.0), (a - r, r), (r - a, r), (-a, 0.0), (r - a, -r)]
+    p = [occ.addPoint(px, py, 0.0) for px, py in corners]
+    c_plus, c_minus = occ.addPoint(a - r, 0.0, 0.0), occ.addPoint(r - a, 0.0, 0.0)
+    edges = [occ.addCircleArc(p[0], c_plus, p[1]), occ.addCircleArc(p[1], c_plus, p[2]),
+             occ.addLine(p[2], p[3]),
+             occ.addCircleArc(p[3], c_minus, p[4]), occ.addCircleArc(p[4], c_minus, p[5]),
+             occ.addLine(p[5], p[0])]
+    occ.remove([(0, c_plus), (0, c_minus)])
+    crack = occ.addPlaneSurface([occ.addCurveLoop(edges)])
+    occ.rotate([(2, crack)], 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, angle)
+    occ.translate([(2, crack)], x, y, 0.0)
+    return crack
+
+
+def _on_crack(curve: int, crack: InternalCrack, unit: float, tol: float) -> bool:
+    """Whether the model curve lies on the internal crack's outline (checked at 5 points)."""
+    lo, hi = gmsh.model.getParametrizationBounds(1, curve)
+    ts = [lo[0] + (hi[0] - lo[0]) * k / 4 for k in range(5)]
+    xyz = gmsh.model.getValue(1, curve, ts)
+    (a, b), r = crack.centre_line(), crack.opening / 2 / unit
+    a, b = (a[0] / unit, a[1] / unit), (b[0] / unit, b[1] / unit)
+    return all(abs(_point_segment_distance((xyz[3 * k], xyz[3 * k + 1]), a, b) - r) < tol
+               for k in range(len(ts)))
+
+
+def _model_points_at(points: list[tuple[float, float]], unit: float, tol: float) -> list[int]:
+    """The model points at ``points`` [m], one per point found."""
+    found = []
+    for _, p in gmsh.model.getEntities(0):
+        x, y, _ = gmsh.model.getValue(0, p, [])
+        if any(abs(x - px / unit) < tol and abs(y - py / unit) < tol for px, py in points):
+            found.append(p)
+    return found
+
+
+def _arcs_and_walls(curves: list[int]) -> tuple[list[int], list[int]]:
+    arcs = [c for c in curves if gmsh.model.getType(1, c) == "Circle"]
+    return arcs, [c for c in curves if c not in arcs]
+
+
 def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     """Make the gmsh model of ``g`` in model units of ``unit`` metres (gmsh initialised, a
     model added); the caller scales the mesh back to metres."""
@@ -249,21 +488,28 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     occ = gmsh.model.occ
     W, L_li, L_e = g.width / unit, g.li_thickness / unit, g.electrolyte_thickness / unit
     h, h_if = g.mesh_size / unit, g.interface_mesh_size / unit
-    h_wall, h_tip = g.wall_size / unit, g.tip_size / unit
     depth, r, x0 = g.flaw_depth / unit, g.flaw_opening / unit / 2, g.flaw_position / unit
+    crack = g.internal_crack
 
     li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
-    el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
+    el = [(2, occ.addRectangle(0.0, 0.0, 0.0, W, L_e))]
+    if crack is not None:  # cut before the flaw: the flaw's fragments must not see it
+        hole = _add_crack(crack.length / unit, crack.opening / unit / 2,
+                          math.radians(crack.angle), crack.x / unit, crack.height / unit)
+        el, _ = occ.cut(el, [(2, hole)])
     # the flaw clipped to the electrolyte's box (and to x > 0 for a half flaw)
-    flaw, _ = occ.intersect([(2, _add_flaw(depth, r, math.radians(g.inclination), x0))],
-                            [(2, occ.addRectangle(0.0, 0.0, 0.0, W, L_e))])
-    if g.filled:  # fragment, not fuse: a union would merge the tip's two arcs
-        _, children = occ.fragment([(2, li)], [(2, el), *flaw])
-        in_flaw = {s for _, s in children[2]}
+    flaw = []
+    if g.surface_flaw:
+        flaw, _ = occ.intersect([(2, _add_flaw(depth, r, math.radians(g.inclination), x0))],
+                                [(2, occ.addRectangle(0.0, 0.0, 0.0, W, L_e))])
+    if g.filled and flaw:  # fragment, not fuse: a union would merge the tip's two arcs
+        _, children = occ.fragment([(2, li)], [*el, *flaw])
+        in_flaw = {s for c in children[1 + len(el):] for _, s in c}
         surfaces = {"li": [s for _, s in children[0]] + sorted(in_flaw),
-                    "electrolyte": [s for _, s in children[1] if s not in in_flaw]}
+                    "electrolyte": [s for c in children[1:1 + len(el)] for _, s in c
+                                    if s not in in_flaw]}
     else:
-        el_cut, _ = occ.cut([(2, el)], flaw)
+        el_cut, _ = occ.cut(el, flaw) if flaw else (el, None)
         _, children = occ.fragment([(2, li)], el_cut)
         surfaces = {"li": [s for _, s in children[0]],
                     "electrolyte": [s for c in children[1:] for _, s in c]}
@@ -271,32 +517,43 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
 
     curves = sort_curves(surfaces, W, -L_li, L_e)
     free = curves.pop("free")
-    if g.filled and free:
+    tol = 1e-9 * max(W, L_li, L_e)
+    crack_curves = [] if crack is None else [
+        c for c in free if _on_crack(c, crack, unit, 1e-3 * crack.opening / unit)]
+    if g.filled and len(crack_curves) != len(free):
         raise RuntimeError("electrolyte_flaw: a boundary curve of the filled flaw is neither "
                            "the interface nor on the cell's outer box")
-    if not g.filled:
+    if free:
         curves["crack_surface"] = free
     add_physical_groups(surfaces, curves)
 
-    tol = 1e-9 * max(W, L_li, L_e)
-    flaw_curves = [c for c in curves["interface"] + curves.get("crack_surface", [])
-                   if occ.getCenterOfMass(1, c)[1] > tol]  # all but the pieces on y = 0
-    arcs = [c for c in flaw_curves if gmsh.model.getType(1, c) == "Circle"]
-    walls = [c for c in flaw_curves if c not in arcs]
-    x_tip, y_tip = g.apex()
-
-    def at_tip(point: int) -> bool:
-        x, y, _ = gmsh.model.getValue(0, point, [])
-        return abs(x - x_tip / unit) < tol and abs(y - y_tip / unit) < tol
-
-    tip = [p for _, p in gmsh.model.getEntities(0) if at_tip(p)]
-    expected = 2 if x0 > 0 else 1  # a half flaw has one wall and one quarter arc
-    if len(tip) != 1 or len(walls) != expected or len(arcs) != expected:
-        raise RuntimeError(f"electrolyte_flaw: expected the apex as one model point and "
-                           f"{expected} wall(s) and arc(s), found {len(tip)} point(s), "
-                           f"{len(walls)} wall(s), {len(arcs)} arc(s)")
-    refine_near(curves["interface"], [(tip, h_tip)], h_if, h,
-                curve_groups=[(walls, h_wall), (arcs, h_tip)])
+    point_groups, curve_groups = [], []
+    if flaw:
+        flaw_curves = [c for c in curves["interface"] + curves.get("crack_surface", [])
+                       if occ.getCenterOfMass(1, c)[1] > tol and c not in crack_curves]
+        arcs, walls = _arcs_and_walls(flaw_curves)
+        tip = _model_points_at([g.apex()], unit, tol)
+        expected = 2 if x0 > 0 else 1  # a half flaw has one wall and one quarter arc
+        if len(tip) != 1 or len(walls) != expected or len(arcs) != expected:
+            raise RuntimeError(f"electrolyte_flaw: expected the apex as one model point and "
+                               f"{expected} wall(s) and arc(s), found {len(tip)} point(s), "
+                               f"{len(walls)} wall(s), {len(arcs)} arc(s)")
+        point_groups.append((tip, g.tip_size / unit))
+        curve_groups += [(walls, g.wall_size / unit), (arcs, g.tip_size / unit)]
+    if crack is not None:
+        apexes = [p for name, p, _ in crack.apexes()
+                  if any(t.name == name for t in g.crack_tips())]
+        tips = _model_points_at(apexes, unit, tol)
+        arcs, walls = _arcs_and_walls(crack_curves)
+        # a tip on x = 0 (a crack along the symmetry line) keeps one of its quarter arcs
+        n_arcs = sum(1 if abs(x) < 1e-9 * g.width else 2 for x, _ in apexes)
+        if len(tips) != len(apexes) or len(arcs) != n_arcs or not walls:
+            raise RuntimeError(f"electrolyte_flaw: expected the internal crack's {len(apexes)} "
+                               f"apex(es) as model points and {n_arcs} quarter arc(s), found "
+                               f"{len(tips)} point(s), {len(arcs)} arc(s), {len(walls)} face(s)")
+        point_groups.append((tips, g.crack_tip_size / unit))
+        curve_groups += [(walls, g.crack_wall_size / unit), (arcs, g.crack_tip_size / unit)]
+    refine_near(curves["interface"], point_groups, h_if, h, curve_groups=curve_groups)
     gmsh.model.mesh.generate(2)
 
 

@@ -33,7 +33,7 @@ import gmsh
 import numpy as np
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from ecm_fem.geometry.params import StrictModel
+from ecm_fem.geometry.params import CrackTip, StrictModel
 from ecm_fem.geometry.tags import CELL_NAMES, CELL_TAGS, FACET_TAGS, ION_CONDUCTING
 
 RegionName = Literal["li", "sei", "electrolyte", "gb"]
@@ -375,7 +375,7 @@ class FromFileGeometry(StrictModel):
     def has_resolved_sei(self) -> bool:
         return "sei" in self.regions
 
-    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+    def crack_tips(self) -> list[CrackTip]:
         return []
 
 

@@ -4,10 +4,27 @@ family's own model lives in its builder module (see ``ecm_fem.geometry``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+class CrackTip(NamedTuple):
+    """A crack tip of a 2D geometry, for the K_I interaction integral (ecm_fem/solid.py,
+    CrackTips): ``position`` [m], the unit vector ``direction`` pointing ahead of the tip, and
+    the ring r_in < r < r_out [m] of the integration domain, which holds only electrolyte and
+    the crack's own faces (the blunt root lies inside r_in). ``filled``: the faces are Li
+    interface loaded by the Li's stress (a Li-filled flaw); otherwise traction free.
+    ``opening_key`` names the config key of the crack's opening in messages."""
+
+    name: str
+    position: tuple[float, float]
+    direction: tuple[float, float]
+    filled: bool
+    r_in: float
+    r_out: float
+    opening_key: str
 
 
 class StrictModel(BaseModel):
@@ -118,7 +135,6 @@ class PlanarGeometry(StrictModel):
     def has_resolved_sei(self) -> bool:
         return self.sei_thickness > 0
 
-    def crack_tips(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-        """Crack tips of the geometry as (name, tip position [m], unit vector ahead of the
-        tip); none here."""
+    def crack_tips(self) -> list[CrackTip]:
+        """Crack tips of the geometry (K_I is reported at each); none here."""
         return []
