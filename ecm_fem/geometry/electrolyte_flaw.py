@@ -36,7 +36,7 @@ tip_mesh_size along the flaw's rim, the crest of its rounded edge of radius r: t
 and, for a slot, the quarter circle round the corner and the end's crest down to the mouth
 (each a model curve). ``crack_tips()`` is empty in 3D: the K_I integral is plane strain.
 
-Internal crack (2D, ``internal_crack``): a buried crack cut from the electrolyte, the stadium of
+Internal crack (``internal_crack``): a buried crack cut from the electrolyte, in 2D the stadium of
 width w_c = opening between two semicircular tips whose apexes are ``length`` apart, centred at
 (x, height), its axis at ``angle`` from the interface plane; each apex is a model point between
 two quarter arcs. Its faces are ``crack_surface``. It is cut from the electrolyte before the
@@ -44,7 +44,12 @@ surface flaw is fragmented in (or cut out), so the two defects share no curve; t
 the larger opening apart, and the crack an opening away from the interface, the counter and the
 sides (or centred on x = 0, angle 0 or 90: half of it in the cell). ``surface_flaw: false``
 leaves the crack alone. Elements shrink to ``crack_tip_size`` on its tips and to
-``crack_wall_size`` along its faces.
+``crack_wall_size`` along its faces. In 3D it is a penny, the stadium's half revolved about the
+normal of its mid-plane (drawn as a cylinder of radius length / 2 - opening / 2 fused with the
+torus round its edge), centred at (x, height, z); its mid-plane holds the 2D axis and z, so its
+section through the centre is the 2D stadium. Its flat faces take crack_wall_size, its torus
+crack_tip_size; the check against the surface flaw compares the x-y sections (the penny's is
+the stadium, the flaw's its 2D section), which is conservative for a slot ending before it.
 """
 
 from __future__ import annotations
@@ -69,10 +74,13 @@ FLAW_KEYS = ("flaw_depth", "flaw_opening", "flaw_position", "inclination", "fill
 
 
 class InternalCrack(StrictModel):
-    """A buried crack in the electrolyte (2D): a slot of constant width ``opening`` between
+    """A buried crack in the electrolyte. 2D: a slot of constant width ``opening`` between
     two semicircular tips of radius opening / 2 whose apexes are ``length`` apart, centred at
-    (x, height) with its axis at ``angle`` from the interface plane. Its faces are
-    ``crack_surface`` (no current, traction free); K_I is reported at each tip in the cell."""
+    (x, height) with its axis at ``angle`` from the interface plane; K_I is reported at each
+    tip in the cell. 3D: a penny of diameter ``length`` and thickness ``opening`` with a
+    rounded rim (radius opening / 2) centred at (x, height, z), its mid-plane spanned by the
+    same axis and z, so that its section through the centre is the 2D slot. Its faces are
+    ``crack_surface`` (no current, traction free)."""
 
     length: Length = Field(2e-6, description="distance 2a between the apexes of the two tips "
                            "[m]")
@@ -86,6 +94,9 @@ class InternalCrack(StrictModel):
     angle: Annotated[float, Field(ge=-90, le=90)] = Field(
         0.0, description="angle of the crack's axis from the interface plane (the x axis), "
         "counterclockwise [deg]: 0 parallel to the interface, 90 normal to it")
+    z: Annotated[float, Field(ge=0, le=LARGEST_LENGTH)] = Field(
+        0.0, description="3D only: z of the crack's centre [m]; 0: on the symmetry plane z = 0 "
+        "(the cell holds half of the penny)")
 
     def axis(self) -> tuple[float, float]:
         """Unit vector along the crack's axis (towards the tip named crack_plus)."""
@@ -173,8 +184,9 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         True, description="false: no surface flaw (its keys flaw_* and inclination, filled "
         "are then refused), for a cell with an internal crack only")
     internal_crack: InternalCrack | None = Field(
-        None, description="2D only: a buried crack in the electrolyte, in addition to the "
-        "surface flaw or (surface_flaw: false) alone; default none")
+        None, description="a buried crack in the electrolyte (2D: a slot with semicircular "
+        "tips; 3D: a penny with a rounded rim), in addition to the surface flaw or "
+        "(surface_flaw: false) alone; default none")
 
     @property
     def tip_size(self) -> float:
@@ -190,6 +202,8 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         """Element size on the internal crack's tips [m], the default filled in."""
         if self.tip_mesh_size:
             return self.tip_mesh_size
+        if self.dim == 3:
+            return min(self.interface_mesh_size / 4, self.internal_crack.opening / 4)
         return min(self.interface_mesh_size / 10, self.internal_crack.opening / 8)
 
     @property
@@ -339,8 +353,15 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         electrolyte (kept an opening away from its boundaries) or cannot be meshed."""
         crack, key = self.internal_crack, "internal_crack"
         w = crack.opening
+        if self.dim == 2 and "z" in crack.model_fields_set:
+            raise ValueError(f"{key}.z: only for dim: 3 (the centre's z)")
         if self.dim == 3:
-            raise ValueError(f"{key}: only for dim: 2 (no buried crack in 3D yet)")
+            radius, z, depth = crack.length / 2, crack.z, self.cell_depth
+            if (z > 0 and z - radius < w) or z + radius > depth - w:
+                raise ValueError(
+                    f"{key}.z = {z:g} m: the penny spans z = {max(z - radius, 0.0):g} .. "
+                    f"{z + radius:g} m and must stay {key}.opening = {w:g} m inside the cell "
+                    f"0 < z < depth = {depth:g} m (or be centred on z = 0)")
         if w > crack.length / 2:
             raise ValueError(f"{key}.opening = {w:g} m must be at most half of "
                              f"{key}.length = {crack.length:g} m (a crack is narrow)")
@@ -557,6 +578,36 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     gmsh.model.mesh.generate(2)
 
 
+def _add_penny(crack: InternalCrack, unit: float) -> list[tuple[int, int]]:
+    """OCC volume of the 3D internal crack: a cylinder of radius R - r and height 2 r fused
+    with the torus of radii R - r and r round its edge (R = length / 2, r = opening / 2), its
+    axis (the mid-plane's normal) along (-sin, cos, 0) of ``angle``, centred at (x, height,
+    z)."""
+    occ = gmsh.model.occ
+    R, r = crack.length / 2 / unit, crack.opening / 2 / unit
+    core = occ.addCylinder(0.0, -r, 0.0, 0.0, 2 * r, 0.0, R - r)
+    rim = occ.addTorus(0.0, 0.0, 0.0, R - r, r, zAxis=[0.0, 1.0, 0.0])
+    penny, _ = occ.fuse([(3, core)], [(3, rim)])
+    occ.rotate(penny, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, math.radians(crack.angle))
+    occ.translate(penny, crack.x / unit, crack.height / unit, crack.z / unit)
+    return penny
+
+
+def _on_penny(face: int, crack: InternalCrack, unit: float, tol: float) -> bool:
+    """Whether the model surface lies on the 3D internal crack: the point of its underlying
+    (untrimmed) surface nearest its centre of mass is on one of the crack's planes off_plane =
+    +-r within the core disc of radius R - r, or on its torus (at distance r from the core
+    disc's rim circle)."""
+    com = gmsh.model.occ.getCenterOfMass(2, face)
+    point, _ = gmsh.model.getClosestPoint(2, face, com)
+    (ex, ey), R, r = crack.axis(), crack.length / 2 / unit, crack.opening / 2 / unit
+    d = [point[0] - crack.x / unit, point[1] - crack.height / unit, point[2] - crack.z / unit]
+    off_plane = -ey * d[0] + ex * d[1]  # along the mid-plane's normal (-sin, cos, 0)
+    radial = math.sqrt(max(d[0] ** 2 + d[1] ** 2 + d[2] ** 2 - off_plane ** 2, 0.0))
+    on_plane = abs(abs(off_plane) - r) < tol and radial <= R - r + tol
+    return on_plane or abs(math.hypot(off_plane, radial - (R - r)) - r) < tol
+
+
 def _build_3d(g: ElectrolyteFlawGeometry, unit: float) -> None:
     """``build`` for dim 3 (module docstring)."""
     occ = gmsh.model.occ
@@ -565,18 +616,24 @@ def _build_3d(g: ElectrolyteFlawGeometry, unit: float) -> None:
     depth, r, x0 = g.flaw_depth / unit, g.flaw_opening / unit / 2, g.flaw_position / unit
     length = None if g.flaw_length is None else g.flaw_length / unit
     theta = math.radians(g.inclination)
+    crack = g.internal_crack
 
     li = occ.addBox(0.0, -L_li, 0.0, W, L_li, D)
-    el = occ.addBox(0.0, 0.0, 0.0, W, L_e, D)
-    whole = _add_flaw_3d(depth, r, theta, x0, None if length is None else length - r, D)
-    flaw, _ = occ.intersect(whole, [(3, occ.addBox(0.0, 0.0, 0.0, W, L_e, D))])
-    if g.filled:
-        _, children = occ.fragment([(3, li)], [(3, el), *flaw])
-        in_flaw = {v for c in children[2:] for _, v in c}
+    el = [(3, occ.addBox(0.0, 0.0, 0.0, W, L_e, D))]
+    if crack is not None:  # cut before the flaw, as in 2D
+        el, _ = occ.cut(el, _add_penny(crack, unit))
+    flaw = []
+    if g.surface_flaw:
+        whole = _add_flaw_3d(depth, r, theta, x0, None if length is None else length - r, D)
+        flaw, _ = occ.intersect(whole, [(3, occ.addBox(0.0, 0.0, 0.0, W, L_e, D))])
+    if g.filled and flaw:
+        _, children = occ.fragment([(3, li)], [*el, *flaw])
+        in_flaw = {v for c in children[1 + len(el):] for _, v in c}
         volumes = {"li": [v for _, v in children[0]] + sorted(in_flaw),
-                   "electrolyte": [v for _, v in children[1] if v not in in_flaw]}
+                   "electrolyte": [v for c in children[1:1 + len(el)] for _, v in c
+                                   if v not in in_flaw]}
     else:
-        el_cut, _ = occ.cut([(3, el)], flaw)
+        el_cut, _ = occ.cut(el, flaw) if flaw else (el, None)
         _, children = occ.fragment([(3, li)], el_cut)
         volumes = {"li": [v for _, v in children[0]],
                    "electrolyte": [v for c in children[1:] for _, v in c]}
@@ -584,27 +641,41 @@ def _build_3d(g: ElectrolyteFlawGeometry, unit: float) -> None:
 
     faces = sort_curves(volumes, W, -L_li, L_e, depth=D)
     free = faces.pop("free")
-    if g.filled and free:
-        raise RuntimeError("electrolyte_flaw: a boundary surface of the filled flaw is neither "
-                           "the interface nor on the cell's outer box")
-    if not g.filled:
+    penny = [] if crack is None else [
+        s for s in free if _on_penny(s, crack, unit, 1e-3 * crack.opening / unit)]
+    if (g.filled or not flaw) and len(penny) != len(free):
+        raise RuntimeError("electrolyte_flaw: a boundary surface is neither the interface, nor "
+                           "on the cell's outer box, nor on the internal crack")
+    if free:
         faces["crack_surface"] = free
     add_physical_groups(volumes, faces, dim=3)
 
+    surface_groups, curve_groups = [], []
     tol = 1e-9 * max(W, D, L_li, L_e)
-    on_flaw = [s for s in faces["interface"] + faces.get("crack_surface", [])
-               if occ.getCenterOfMass(2, s)[1] > tol]  # walls, tip and end, not y = 0
-    flat = [s for s in faces["interface"] + faces.get("crack_surface", []) if s not in on_flaw]
-    rim = [c for _, c in gmsh.model.getEntities(1)
-           if _on_rim(c, depth, r, theta, x0, length, 1e-3 * r)]
-    rim_length = sum(occ.getMass(1, c) for c in rim)
-    expected = D if length is None else (length - r) + math.pi * r / 2 + (depth - r)
-    if not rim or abs(rim_length - expected) > 1e-4 * expected:
-        raise RuntimeError(f"electrolyte_flaw: the flaw's rim (tip line, corner and end) should "
-                           f"be model curves {expected:g} um long, found {len(rim)} curve(s) "
-                           f"{rim_length:g} um long")
-    _refine_3d([(flat, g.interface_mesh_size / unit), (on_flaw, g.wall_size / unit)],
-               [(rim, g.tip_size / unit)], g.mesh_size / unit)
+    flaw_faces = [s for s in faces["interface"] + faces.get("crack_surface", [])
+                  if s not in penny]
+    on_flaw = [s for s in flaw_faces if occ.getCenterOfMass(2, s)[1] > tol]  # not y = 0
+    surface_groups.append(([s for s in flaw_faces if s not in on_flaw],
+                           g.interface_mesh_size / unit))
+    if flaw:
+        rim = [c for _, c in gmsh.model.getEntities(1)
+               if _on_rim(c, depth, r, theta, x0, length, 1e-3 * r)]
+        rim_length = sum(occ.getMass(1, c) for c in rim)
+        expected = D if length is None else (length - r) + math.pi * r / 2 + (depth - r)
+        if not rim or abs(rim_length - expected) > 1e-4 * expected:
+            raise RuntimeError(f"electrolyte_flaw: the flaw's rim (tip line, corner and end) "
+                               f"should be model curves {expected:g} um long, found "
+                               f"{len(rim)} curve(s) {rim_length:g} um long")
+        surface_groups.append((on_flaw, g.wall_size / unit))
+        curve_groups.append((rim, g.tip_size / unit))
+    if crack is not None:
+        flat = [s for s in penny if gmsh.model.getType(2, s) == "Plane"]
+        if not flat or len(flat) == len(penny):
+            raise RuntimeError(f"electrolyte_flaw: expected the internal crack's flat faces and "
+                               f"rounded rim, found {len(flat)} flat of {len(penny)} face(s)")
+        surface_groups += [(flat, g.crack_wall_size / unit),
+                           ([s for s in penny if s not in flat], g.crack_tip_size / unit)]
+    _refine_3d(surface_groups, curve_groups, g.mesh_size / unit)
     gmsh.model.mesh.generate(3)
 
 
