@@ -109,7 +109,8 @@ def test_sphere_has_twice_the_curvature_of_its_section():
 @pytest.mark.parametrize("geometry, message", [
     ("{axisymmetric: true, dim: 3}", "axisymmetric: only for dim: 2"),
     ("{kind: polycrystal, axisymmetric: true}", "axisymmetric: kind polycrystal has no"),
-    ("{kind: electrolyte_flaw, axisymmetric: true}", "axisymmetric: kind electrolyte_flaw"),
+    ("{kind: rough_interface, axisymmetric: true, profile: random}",
+     "profile: random is not axisymmetric"),
 ])
 def test_impossible_axisymmetric_geometries_name_the_key(geometry, message):
     with pytest.raises(ConfigError, match=message):

@@ -36,6 +36,12 @@ tip_mesh_size along the flaw's rim, the crest of its rounded edge of radius r: t
 and, for a slot, the quarter circle round the corner and the end's crest down to the mouth
 (each a model curve). ``crack_tips()`` is empty in 3D: the K_I integral is plane strain.
 
+Axisymmetric (``axisymmetric``, 2D): the drawing is the (r, z) section of a body of revolution
+about x = 0: a flaw on the axis is a cylindrical pore with a hemispherical end (filled: a Li
+filament), off the axis a ring groove; an internal crack on the axis (angle 0) a penny, off it
+a ring crack. ``crack_tips()`` is empty: a K_I of rings and pennies needs the hoop terms of an
+axisymmetric domain integral.
+
 Internal crack (``internal_crack``): a buried crack cut from the electrolyte, in 2D the stadium of
 width w_c = opening between two semicircular tips whose apexes are ``length`` apart, centred at
 (x, height), its axis at ``angle`` from the interface plane; each apex is a model point between
@@ -153,7 +159,7 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
     ``flaw_length``, to a rounded end inside the cell (module docstring)."""
 
     SUPPORTS_3D: ClassVar[bool] = True
-    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = True
 
     kind: Literal["electrolyte_flaw"] = "electrolyte_flaw"  # type: ignore[assignment]
     flaw_depth: Length = Field(
@@ -255,6 +261,10 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
                       - self.internal_crack.opening / 2)
         return out
 
+    def crack_apexes_in_cell(self) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        """The internal crack's ``apexes()`` that lie in the cell (x >= 0), in 2D."""
+        return [tip for tip in self.internal_crack.apexes() if tip[1][0] >= -1e-9 * self.width]
+
     def crack_tips(self) -> list[CrackTip]:
         """The apex of the surface flaw (faces loaded by its Li when filled) and the tips of
         the internal crack that lie in the cell, in 2D (see ``PlanarGeometry.crack_tips``).
@@ -262,8 +272,10 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         length, and at most half the distance to any other boundary (the interface, the
         counter, the far side, the other defect); r_in = max(r_out / 4, opening), so that the
         blunt root (diameter = opening) lies inside it. None in 3D: the K_I interaction
-        integral (physics/fracture.py) is plane strain."""
-        if self.dim == 3:
+        integral (physics/fracture.py) is plane strain. None in axisymmetric runs either: their
+        tips are rings, or points on the axis, whose K_I needs the hoop terms of an
+        axisymmetric domain integral."""
+        if self.dim == 3 or self.axisymmetric:
             return []
         tips = []
         if self.surface_flaw:
@@ -275,9 +287,7 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
                                  "geometry.flaw_opening"))
         crack = self.internal_crack
         if crack is not None:
-            for name, apex, ahead in crack.apexes():
-                if apex[0] < -1e-9 * self.width:
-                    continue  # the half of a crack across x = 0 outside the cell
+            for name, apex, ahead in self.crack_apexes_in_cell():
                 r_out = min(0.25 * crack.length, 0.5 * self._clearance(apex, "crack"))
                 tips.append(CrackTip(name, apex, ahead, False, max(0.25 * r_out, crack.opening),
                                      r_out, "geometry.internal_crack.opening"))
@@ -562,8 +572,7 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
         point_groups.append((tip, g.tip_size / unit))
         curve_groups += [(walls, g.wall_size / unit), (arcs, g.tip_size / unit)]
     if crack is not None:
-        apexes = [p for name, p, _ in crack.apexes()
-                  if any(t.name == name for t in g.crack_tips())]
+        apexes = [p for _, p, _ in g.crack_apexes_in_cell()]
         tips = _model_points_at(apexes, unit, tol)
         arcs, walls = _arcs_and_walls(crack_curves)
         # a tip on x = 0 (a crack along the symmetry line) keeps one of its quarter arcs

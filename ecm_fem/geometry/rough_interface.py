@@ -25,7 +25,9 @@ area width li_thickness and the electrolyte width electrolyte_thickness):
   reflected there, with a kink where f'(0) != 0.
 
 The 2D interface is one interpolating OCC spline through points of f (see ``_build_2d``); Li
-and electrolyte are the plane surfaces below and above it.
+and electrolyte are the plane surfaces below and above it. With ``axisymmetric`` (sinusoidal
+only) the drawing is the (r, z) section of concentric ripples f(r) with a peak on the axis; a
+random profile is refused, its slope at the axis would make a conical point.
 
 3D surfaces (the box 0 < x < width, 0 < z < depth, depth defaulting to width; both are finite
 Fourier sums h(x, z) = sum a cos(k . r) + b sin(k . r) over wave vectors k = (k_x, k_z), r =
@@ -99,7 +101,7 @@ class RoughInterfaceGeometry(PlanarGeometry):
     (``profile: random``). Parameters of the other profile are rejected."""
 
     SUPPORTS_3D: ClassVar[bool] = True
-    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = True  # sinusoidal only: concentric ripples
 
     kind: Literal["rough_interface"] = "rough_interface"  # type: ignore[assignment]
     profile: Literal["sinusoidal", "random"] = Field(
@@ -289,6 +291,10 @@ class RoughInterfaceGeometry(PlanarGeometry):
         if self.sei_thickness > 0:
             raise ValueError(
                 "sei_thickness: a resolved SEI is not supported with a rough interface yet")
+        if self.axisymmetric and self.profile != "sinusoidal":
+            raise ValueError("profile: random is not axisymmetric (its slope at the axis would "
+                             "make a conical point); axisymmetric: true takes profile: "
+                             "sinusoidal, concentric ripples with a peak on the axis")
         others = {"sinusoidal": ("rms", "correlation_length", "seed"),
                   "random": ("amplitude", "wavelength", "wavelength_z")}[self.profile]
         for key in others:

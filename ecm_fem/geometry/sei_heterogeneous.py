@@ -1,6 +1,8 @@
 """Heterogeneous SEI in 2D and 3D: the planar Li | SEI | electrolyte stack (Li below y = 0),
 where the SEI is made of pieces of different thickness: patches, and the base layer of
-``sei_thickness`` (0 allowed: SEI only on the patches) around them.
+``sei_thickness`` (0 allowed: SEI only on the patches) around them. With ``axisymmetric`` the
+2D drawing is the (r, z) section of a cylindrical cell: the patches and gaps are rings (discs
+when x_min = 0) about the axis x = 0.
 
 A patch with thickness > 0 is its own sub-region (cell tag 101 + its index in ``patches``,
 parent ``sei``), with its own conductivity and kinetics through ``materials.patches`` and
@@ -88,7 +90,7 @@ class SeiHeterogeneousGeometry(PlanarGeometry):
     ``interface``; the SEI's tops and step walls are ``sei_electrolyte``."""
 
     SUPPORTS_3D: ClassVar[bool] = True
-    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = False
+    SUPPORTS_AXISYMMETRIC: ClassVar[bool] = True  # patches and gaps become rings
 
     kind: Literal["sei_heterogeneous"] = "sei_heterogeneous"  # type: ignore[assignment]
     patches: list[SeiPatch] = Field(min_length=1, description="the SEI patches (in 2D left to "
