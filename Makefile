@@ -8,7 +8,7 @@ NP ?= 2
 CMD ?= bash
 CONTAINER := docker/container.sh
 
-.PHONY: help run test image shell exec runtime lint stop-engine
+.PHONY: help run test image shell exec runtime lint figures stop-engine
 
 help:
 	@echo "make run      run $(CONFIG) under mpirun -n $(NP) in the container (results/ on the host)"
@@ -17,6 +17,7 @@ help:
 	@echo "make shell    interactive shell in the container, repository mounted"
 	@echo "make exec CMD='...'   run any command in the container, e.g."
 	@echo "              make exec CMD='mpirun -n 2 ecm-fem run configs/planar_li_llzo.yaml'"
+	@echo "make figures          rerun the example configs and remake docs/figures (about 8 min)"
 	@echo "make stop-engine      stop a dockerd that docker/runtime.sh started"
 
 runtime:
@@ -39,6 +40,9 @@ exec: runtime
 
 lint: runtime
 	@$(CONTAINER) bash -c "python3 -m ruff check ecm_fem tests || echo 'ruff not in image'"
+
+figures: runtime
+	@$(CONTAINER) docs/make_figures.sh
 
 stop-engine:
 	@docker/runtime.sh stop
