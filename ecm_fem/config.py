@@ -748,9 +748,6 @@ class RunConfig(StrictModel):
         if self.mechanics is not None and self.mechanics.sides == "periodic":
             raise ValueError("mechanics.sides: periodic is built for 2D cells (x periodic); in "
                              "3D use sides: symmetric or free")
-        if self.kinetics.stress_coupling == StressCoupling.monroe_newman:
-            raise ValueError("kinetics.stress_coupling: monroe_newman needs the interface "
-                             "curvature, which is computed in 2D only")
         return self
 
     @model_validator(mode="after")

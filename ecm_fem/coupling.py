@@ -100,8 +100,13 @@ class InterfaceStressMap:
     facet at its midpoint, evaluates the measures of ``InterfaceStress``
     (``interface_stress_from_tensors``), averages them at the facet's dofs of phi's space
     (summed over ranks with a reverse scatter, so a dof gets the same mean on any number of
-    ranks) and sets U_mech and dmu_e there with the interface curvature of the dof (2D; 0 on
-    3D meshes).
+    ranks) and sets U_mech and dmu_e there with the interface curvature of the dof
+    (mesh.InterfaceCurve in 2D, mesh.InterfaceSurface in 3D). The tangential stress
+    sigma_tt of the Monroe-Newman measures is t.sigma.t along the in-plane tangent in 2D; a 3D
+    surface has no single tangent, so there each side takes the isotropic rule sigma_tt =
+    tr(sigma) / (1 + nu) - sigma_nn with its Poisson's ratio ``poisson`` (exact for elastic
+    fields, whatever the direction of the interface's undulation;
+    stress_coupling.interface_stress_from_tensors).
 
     Recovery: the mechanics' stresses are cell averages (first-order accurate at the
     interface, where the cell centroids lie h/3 and more away). Each side's stress at the facet
@@ -116,19 +121,26 @@ class InterfaceStressMap:
     MEASURES = tuple(f.name for f in fields(InterfaceStress) if f.name != "curvature")
     N_MEASURES = len(MEASURES)
 
-    def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh, cell_tag: np.ndarray):
+    def __init__(self, ec: CurrentDistribution, parent: dmesh.Mesh, cell_tag: np.ndarray,
+                 poisson: fem.Function | None = None):
         self.ec = ec
         sub = ec.mesh
         cells, local = owned_facet_cells(sub, ec.region.facet_tags, FACET_TAGS["interface"])
         facets, li, ion = interface_facet_pairs(ec, parent, cells, local)
         normals = facet_normals(parent, facets, li)
         self._n = np.column_stack([normals, np.zeros((len(normals), 3 - normals.shape[1]))])
+        self._nu = None  # 2D: sigma_tt along the in-plane tangent
+        if parent.geometry.dim == 3:  # no single tangent: the isotropic rule
+            if poisson is None:
+                raise ValueError("InterfaceStressMap: 3D meshes need the Poisson's ratios")
+            dofs = poisson.function_space.dofmap.list
+            self._nu = (poisson.x.array[dofs[li, 0]], poisson.x.array[dofs[ion, 0]])
         self._setup_recovery(parent, cell_tag, facets, li, ion)
         self._mean = FacetDofMean(ec.V, cells, local, self.N_MEASURES)
         self.dofs = self._mean.dofs
         x = ec.V.tabulate_dof_coordinates()[self.dofs]
         curve = ec.interface_curve
-        self._curvature = curve.at(x[:, :2]) if curve is not None else np.zeros(len(self.dofs))
+        self._curvature = curve.at(x[:, :curve.gdim])
 
     def _setup_recovery(self, parent: dmesh.Mesh, cell_tag: np.ndarray, facets: np.ndarray,
                         li: np.ndarray, ion: np.ndarray) -> None:
@@ -183,7 +195,7 @@ class InterfaceStressMap:
 
     def update(self, stress: StressFields) -> None:
         sigma_li, sigma_ion = self._recovered(stress)
-        facets = interface_stress_from_tensors(sigma_li, sigma_ion, self._n)
+        facets = interface_stress_from_tensors(sigma_li, sigma_ion, self._n, nu=self._nu)
         mean = self._mean(np.column_stack(
             [getattr(facets, m) for m in self.MEASURES]).reshape(-1, self.N_MEASURES))
         self.ec.set_interface_stress(self.dofs, InterfaceStress(
@@ -242,8 +254,8 @@ class CoupledStep:
         self.ec, self.solver, self.solid = ec, solver, solid
         self.followers = list(followers)
         # with mechanics the map always runs: interface.csv reports its stresses
-        self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag) \
-            if solid is not None else None
+        self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag,
+                                             solid.problem.nu) if solid is not None else None
         self.feedback = ec.coupling_model != "none"
         self.rtol = config.mechanics.coupling.rtol if config.mechanics else 0.0
         self.max_iterations = config.mechanics.coupling.max_iterations \

@@ -266,6 +266,8 @@ class InterfaceCurve:
         axisymmetric: add the hoop curvature (x = r, the axis at x = 0).
     """
 
+    gdim = 2
+
     def __init__(self, ends: np.ndarray, normals: np.ndarray, mirror_x: tuple[float, ...] = (),
                  axisymmetric: bool = False):
         self.ends = np.asarray(ends, dtype=float).reshape(-1, 2, 2)
@@ -420,6 +422,138 @@ class InterfaceCurve:
         if len(rest):
             out[rest] = self.facet_curvature[self.nearest_facets(points[rest])[0]]
         return out
+
+
+class InterfaceSurface:
+    """A 3D interface as a triangulated surface (the interface facets, the same arrays on every
+    rank) with its curvature kappa_c = div_s(n) [1/m] at the vertices (n the unit normal from Li
+    into the electrolyte): the sum of the principal curvatures, 2 / R on a sphere, positive
+    where the Li bulges into the electrolyte, as ``InterfaceCurve`` in 2D.
+
+    At each vertex a quadric w = a u^2 + b u v + c v^2 + d u + e v is fitted by least squares
+    to the vertices within two edges of it, in the frame of its normal (w along n, the
+    area-weighted mean of its triangles' normals); kappa_c = -2 (a + c). The fit needs no
+    special rule at the interface's own edges (a void's rim: one-sided data) and converges on
+    unstructured meshes, where the cotangent formula of the mean curvature need not (Xu,
+    Comput. Aided Geom. Des. 23 (2006) 193). The lateral faces of the cell (``mirror``: the
+    smallest and largest x and z) are symmetry planes: the triangles are mirrored across them
+    (and across both at the cell's vertical edges) before the fit, so a vertex on a symmetry
+    plane sees both sides. ``gdim`` = 3: points are (x, y, z).
+
+    Args:
+        triangles: (n, 3, 3) corners of all interface facets [m].
+        normals: (n, 3) their unit normals from Li into the electrolyte.
+        mirror: ((x_min, x_max), (z_min, z_max)) of the cell's lateral faces [m].
+    """
+
+    gdim = 3
+
+    def __init__(self, triangles: np.ndarray, normals: np.ndarray,
+                 mirror: tuple[tuple[float, float], tuple[float, float]] = ((), ())):
+        triangles = np.asarray(triangles, dtype=float).reshape(-1, 3, 3)
+        normals = np.asarray(normals, dtype=float).reshape(-1, 3)
+        n = len(triangles)
+        edges = np.linalg.norm(triangles - np.roll(triangles, 1, axis=1), axis=2)
+        scale = float(edges.min()) if n else 1.0
+        copies_t, copies_n = [triangles], [normals]
+        xs, zs = mirror
+        planes = [(0, x0) for x0 in xs] + [(2, z0) for z0 in zs]
+        pairs = [(a, b) for a in planes if a[0] == 0 for b in planes if b[0] == 2]
+        reach = 3.0 * float(edges.max()) if n else 0.0  # beyond two rings of the plane
+        for group in [[p] for p in planes] + pairs:
+            near = np.all([np.abs(triangles[:, :, axis] - value).min(axis=1) < reach
+                           for axis, value in group], axis=0)
+            t, m = triangles[near].copy(), normals[near].copy()
+            for axis, value in group:
+                t[:, :, axis] = 2 * value - t[:, :, axis]
+                m[:, axis] = -m[:, axis]
+            copies_t.append(t)
+            copies_n.append(m)
+        all_t, all_n = np.concatenate(copies_t), np.concatenate(copies_n)
+        points = all_t.reshape(-1, 3)
+        key = np.round(points / (1e-6 * scale)).astype(np.int64) if n else np.zeros((0, 3))
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        vertices = points[first]
+        corners = inverse.reshape(-1, 3)
+        # the original vertices are those of the first n triangles
+        original = np.unique(corners[:n]) if n else np.zeros(0, dtype=int)
+        area = 0.5 * np.linalg.norm(np.cross(all_t[:, 1] - all_t[:, 0],
+                                             all_t[:, 2] - all_t[:, 0]), axis=1)
+        vertex_normal = np.zeros((len(vertices), 3))
+        np.add.at(vertex_normal, corners.ravel(), np.repeat(all_n * area[:, None], 3, axis=0))
+        vertex_normal /= np.maximum(np.linalg.norm(vertex_normal, axis=1), 1e-300)[:, None]
+        rows = np.concatenate([corners[:, [0, 1, 2]].ravel(), corners[:, [1, 2, 0]].ravel()])
+        cols = np.concatenate([corners[:, [1, 2, 0]].ravel(), corners[:, [0, 1, 2]].ravel()])
+        neighbours: list[set[int]] = [set() for _ in range(len(vertices))]
+        for a, b in zip(rows.tolist(), cols.tolist(), strict=True):
+            neighbours[a].add(b)
+        kappa = np.zeros(len(vertices))
+        for v in original.tolist():
+            ring = set(neighbours[v])
+            for w in list(ring):
+                ring |= neighbours[w]
+            ring.discard(v)
+            kappa[v] = self._fit(vertices[v], vertex_normal[v], vertices[sorted(ring)])
+        self.vertices = vertices[original]
+        self.vertex_normals = vertex_normal[original]
+        self.vertex_curvature = kappa[original]
+        self._tree = cKDTree(self.vertices) if len(self.vertices) else None
+        self._scale = scale
+
+    @staticmethod
+    def _fit(x: np.ndarray, normal: np.ndarray, ring: np.ndarray) -> float:
+        """kappa_c at ``x`` from the quadric through ``ring`` (class docstring); 0 with fewer
+        than five neighbours."""
+        if len(ring) < 5:
+            return 0.0
+        helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0, 1.0, 0])
+        t1 = np.cross(normal, helper)
+        t1 /= np.linalg.norm(t1)
+        t2 = np.cross(normal, t1)
+        d = ring - x
+        u, v, w = d @ t1, d @ t2, d @ normal
+        design = np.column_stack([u * u, u * v, v * v, u, v])
+        coef = np.linalg.lstsq(design, w, rcond=None)[0]
+        return float(-2.0 * (coef[0] + coef[2]))
+
+    @classmethod
+    def of_boundary(cls, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
+                    li_inside: bool) -> InterfaceSurface:
+        """The facets tagged ``tag`` on the boundary of the 3D ``msh`` (collective), as
+        ``InterfaceCurve.of_boundary``; the cell's faces of smallest and largest x and z are
+        symmetry planes."""
+        facets = owned_facets(msh, facet_tags, tag)
+        f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
+        cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
+        normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
+        corners = facet_vertices(msh, facets).reshape(-1, 9)
+        corners = np.vstack(msh.comm.allgather(corners))
+        normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 3)))
+        order = np.lexsort(corners.T[::-1])
+        z = msh.geometry.x[:, 2]
+        z_extent = (msh.comm.allreduce(float(z.min()) if len(z) else np.inf, op=MPI.MIN),
+                    msh.comm.allreduce(float(z.max()) if len(z) else -np.inf, op=MPI.MAX))
+        return cls(corners[order].reshape(-1, 3, 3), normals[order],
+                   mirror=(x_extent(msh), z_extent))
+
+    def at(self, points: np.ndarray) -> np.ndarray:
+        """Curvature [1/m] at ``points`` (n, 3) on the interface: the vertex value at a vertex,
+        the mean of the two nearest vertices at any other point (the edge midpoints of P2
+        dofs)."""
+        points = np.asarray(points, dtype=float).reshape(-1, 3)
+        if self._tree is None:
+            return np.full(len(points), np.nan)
+        k = min(2, len(self.vertices))
+        dist, idx = self._tree.query(points, k=k)
+        dist, idx = dist.reshape(len(points), k), idx.reshape(len(points), k)
+        on_vertex = dist[:, 0] <= 1e-6 * self._scale
+        return np.where(on_vertex, self.vertex_curvature[idx[:, 0]],
+                        self.vertex_curvature[idx].mean(axis=1))
+
+    def arc_length(self, points: np.ndarray) -> np.ndarray:
+        """No arc length on a surface: nan (interface.csv's column s is 2D only)."""
+        return np.full(len(np.asarray(points).reshape(-1, 3)), np.nan)
 
 
 def cell_tag_array(msh: dmesh.Mesh, cell_tags: dmesh.MeshTags) -> np.ndarray:

@@ -107,7 +107,7 @@ class MonolithicStep:
         self.mech = solid.problem
         self.mech_solver = solid.solver
         self.growth = self.mech.growth
-        self.stress_map = InterfaceStressMap(ec, self.mech.mesh, self.mech.cell_tag)
+        self.stress_map = InterfaceStressMap(ec, self.mech.mesh, self.mech.cell_tag, self.mech.nu)
         self.rtol_current = m.coupling.rtol
         self.i0 = config.kinetics.i0
         self.dt = 0.0

@@ -47,10 +47,11 @@ def interface_profile(p: CurrentDistribution, c_v: fem.Function | None = None
     give two rows at a shared point, one per side (told apart by ``region``, the cell tag).
     Keys follow the interface.csv contract: x, y, z, i_n, eta (= V_we - phi - U_mech),
     eta_ct (charge-transfer part; eta minus the SEI film's drop), U_mech, dmu_e, region, and
-    curvature, the interface's kappa_c [1/m] (mesh.InterfaceCurve: positive where Li bulges
-    into the electrolyte; nan on 3D meshes) and s, the arc length along the interface [m] from
-    its end of smallest x (mesh.InterfaceCurve.arc_length: pieces separated by a void are
-    joined by the straight gap; nan on 3D meshes).
+    curvature, the interface's kappa_c [1/m] (mesh.InterfaceCurve, in 3D
+    mesh.InterfaceSurface: positive where Li bulges into the electrolyte) and s, the arc
+    length along the interface [m] from its end of smallest x
+    (mesh.InterfaceCurve.arc_length: pieces separated by a void are joined by the straight
+    gap; nan on 3D meshes).
     With mechanics each row also gets, on the Li side and on the ion-conducting side
     ("electrolyte": also SEI or a grain boundary where that is what the Li touches): the normal
     stress n.sigma.n, the pressure p = -tr(sigma)/3 and the deviatoric normal stress
@@ -105,10 +106,8 @@ def interface_profile(p: CurrentDistribution, c_v: fem.Function | None = None
     order = np.lexsort((table[:, -1], table[:, 2], table[:, 1], table[:, 0]))
     table = table[order]
     curve = p.interface_curve
-    if curve is not None:
-        kappa, arc = curve.at(table[:, :2]), curve.arc_length(table[:, :2])
-    else:
-        kappa = arc = np.full(len(table), np.nan)
+    points = table[:, :curve.gdim]
+    kappa, arc = curve.at(points), curve.arc_length(points)
     table = np.column_stack([table, kappa, arc])
     return {n: table[:, k] for k, n in enumerate(PROFILE_FIELDS)}
 

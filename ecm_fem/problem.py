@@ -25,7 +25,7 @@ from ecm_fem.axisymmetry import weigh
 from ecm_fem.config import ControlMode, CounterKind, Materials, PrescribedStress, RunConfig
 from ecm_fem.constants import FARADAY, GAS_CONSTANT
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS, ION_CONDUCTING
-from ecm_fem.mesh import InterfaceCurve, MeshData, region_field
+from ecm_fem.mesh import InterfaceCurve, InterfaceSurface, MeshData, region_field
 from ecm_fem.physics import electrochemistry as ec
 from ecm_fem.physics import transport
 from ecm_fem.physics.kinetics import RateLaw
@@ -109,10 +109,15 @@ class CurrentDistribution:
                               metadata={"quadrature_degree": boundary_degree})
         ds_if = self.ds(FACET_TAGS["interface"])
         self.interface_measure = ds_if
-        # the interface's shape: its curvature goes to interface.csv (2D meshes only)
-        self.interface_curve = InterfaceCurve.of_boundary(
-            msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False,
-            axisymmetric=self.axisymmetric) if msh.geometry.dim == 2 else None
+        # the interface's shape: its curvature goes to interface.csv and to Monroe-Newman
+        # kinetics (a polyline in 2D, a triangulated surface in 3D)
+        if msh.geometry.dim == 2:
+            self.interface_curve = InterfaceCurve.of_boundary(
+                msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False,
+                axisymmetric=self.axisymmetric)
+        else:
+            self.interface_curve = InterfaceSurface.of_boundary(
+                msh, ion.facet_tags, FACET_TAGS["interface"], li_inside=False)
 
         self.i_app = fem.Constant(msh, 0.0)
         self.V_app = fem.Constant(msh, float(config.control.voltage))

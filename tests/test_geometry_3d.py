@@ -125,7 +125,6 @@ def test_bad_3d_geometries_name_the_key(geometry, message):
 
 @pytest.mark.parametrize("extra, message", [
     ("mechanics: {sides: periodic}", "mechanics.sides: periodic is built for 2D"),
-    ("kinetics: {stress_coupling: monroe_newman}\nmechanics: {}", "monroe_newman needs"),
 ])
 def test_3d_mechanics_options_not_built_are_refused_before_any_mesh(extra, message):
     with pytest.raises(ConfigError, match=message):

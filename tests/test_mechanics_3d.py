@@ -70,6 +70,41 @@ def uncoupled(tmp_path_factory):
 
 
 @pytest.mark.mpi
+def test_monroe_newman_on_a_uniform_3d_stack(uncoupled, shared_tmp):
+    """dmu_e of the flat, uniformly loaded stack equals monroe_newman_dmu with the in-plane
+    lateral stress as sigma_tt (the isotropic 3D rule of the coupling reproduces it: sigma_tt =
+    tr / (1 + nu) - sigma_nn = -P nu / (1 - nu) here) and zero curvature, to 1e-8; V_we shifts
+    by the Butler-Volmer overpotential of i0 exp(alpha_a dmu_e / (R T))."""
+    from ecm_fem.constants import GAS_CONSTANT, thermal_voltage
+    from ecm_fem.physics.stress_coupling import (
+        CouplingParameters,
+        InterfaceStress,
+        monroe_newman_dmu,
+    )
+
+    def lateral(nu):
+        return -P * nu / (1 - nu)
+
+    h_li, h_e = ((2 * lateral(nu) - P) / 3 for nu in (NU_LI, NU_LLZO))
+    uniform = InterfaceStress(sigma_nn_li=-P, sigma_h_li=h_li, sigma_h_e=h_e,
+                              tau_nn_li=-P - h_li, tau_nn_e=-P - h_e, curvature=0.0,
+                              sigma_nn_e=-P, sigma_tt_li=lateral(NU_LI),
+                              sigma_tt_e=lateral(NU_LLZO))
+    T = 298.15
+    dmu = monroe_newman_dmu(uniform, CouplingParameters(
+        omega_li=OMEGA_LI, omega_li_ion=OMEGA_LLZO, gamma=0.556, alpha_a=0.5, temperature=T))
+    summary = simulation.run(stack("monroe_newman"), shared_tmp / "r")
+    rows = interface_rows(shared_tmp / "r")
+    assert np.allclose(rows["dmu_e"], dmu, rtol=1e-8, atol=0)
+    assert np.allclose(rows["curvature"], 0.0, atol=1e-6)  # [1/m]: flat
+    i0_eff = 51.0 * np.exp(0.5 * dmu / (GAS_CONSTANT * T))
+    eta = 2 * thermal_voltage(T) * np.arcsinh(I_APP / (2 * i0_eff))
+    eta0 = 2 * thermal_voltage(T) * np.arcsinh(I_APP / (2 * 51.0))
+    assert summary["V_we"] - uncoupled["V_we"] == pytest.approx(eta - eta0, rel=1e-8)
+    assert abs(eta - eta0) > 1e-6
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("model", ["normal_traction", "hydrostatic"])
 def test_potential_shift_models_on_a_uniform_3d_stack(model, uncoupled, shared_tmp):
     p_li, p_e = confined_pressure(NU_LI), confined_pressure(NU_LLZO)
