@@ -95,6 +95,7 @@ def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False,
     """Create the run folder (with ``subfolders``). An existing non-empty folder is renamed to
     ``<path>.<stamp>`` (returned) unless ``overwrite``; never deletes results without being
     asked. ``key`` names the setting in the error message."""
+    path = Path(path)
     moved: str | None = None
     error: str | None = None
     if comm.rank == 0:

@@ -152,9 +152,10 @@ def extract_region(
     return Region(sub, sub_cell_tags, sub_facet_tags, np.asarray(cell_map), np.asarray(vertex_map))
 
 
-def x_extent(msh: dmesh.Mesh) -> tuple[float, float]:
-    """(smallest, largest) x of the whole mesh [m] (collective): the cell's lateral sides."""
-    x = msh.geometry.x[:, 0]
+def x_extent(msh: dmesh.Mesh, axis: int = 0) -> tuple[float, float]:
+    """(smallest, largest) x of the whole mesh [m] (collective): the cell's lateral sides
+    (``axis`` = 2: z, the other pair of sides in 3D)."""
+    x = msh.geometry.x[:, axis]
     return (msh.comm.allreduce(float(x.min()) if len(x) else np.inf, op=MPI.MIN),
             msh.comm.allreduce(float(x.max()) if len(x) else -np.inf, op=MPI.MAX))
 
@@ -449,7 +450,7 @@ class InterfaceSurface:
     gdim = 3
 
     def __init__(self, triangles: np.ndarray, normals: np.ndarray,
-                 mirror: tuple[tuple[float, float], tuple[float, float]] = ((), ())):
+                 mirror: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())):
         triangles = np.asarray(triangles, dtype=float).reshape(-1, 3, 3)
         normals = np.asarray(normals, dtype=float).reshape(-1, 3)
         n = len(triangles)
@@ -531,11 +532,8 @@ class InterfaceSurface:
         corners = np.vstack(msh.comm.allgather(corners))
         normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 3)))
         order = np.lexsort(corners.T[::-1])
-        z = msh.geometry.x[:, 2]
-        z_extent = (msh.comm.allreduce(float(z.min()) if len(z) else np.inf, op=MPI.MIN),
-                    msh.comm.allreduce(float(z.max()) if len(z) else -np.inf, op=MPI.MAX))
         return cls(corners[order].reshape(-1, 3, 3), normals[order],
-                   mirror=(x_extent(msh), z_extent))
+                   mirror=(x_extent(msh), x_extent(msh, axis=2)))
 
     def at(self, points: np.ndarray) -> np.ndarray:
         """Curvature [1/m] at ``points`` (n, 3) on the interface: the vertex value at a vertex,

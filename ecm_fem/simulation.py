@@ -97,6 +97,7 @@ def run(config: RunConfig, run_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD,
 
     Raises ``SolverError`` (after writing the last good state) when a step fails.
     """
+    run_dir = Path(run_dir)
     t0 = time.perf_counter()
     mesh_data = generate(config, comm)  # a geometry gmsh cannot build fails here, before the
     mesh_time = time.perf_counter() - t0  # run folder (and the results in it) is touched

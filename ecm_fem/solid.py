@@ -903,7 +903,7 @@ class CrackTips:
             if tip.r_in >= 0.8 * tip.r_out:
                 raise ValueError(
                     f"{tip.opening_key}: the crack at tip '{tip.name}' is too blunt for K_I "
-                    f"(root {2 * tip.r_in:g} m across against a domain radius {tip.r_out:g} m, "
+                    f"(root {tip.r_in:g} m across against a domain radius {tip.r_out:g} m, "
                     "set by its length and its distance to other boundaries); make it "
                     "narrower, longer or farther from them")
         self.width = g.width

@@ -249,10 +249,13 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
 
     def _clearance(self, point: tuple[float, float], own: str) -> float:
         """Distance [m] from ``point`` to the nearest boundary of the electrolyte other than
-        the faces of the defect ``own`` ("flaw" or "crack") and the symmetry line x = 0: the
-        interface y = 0, the counter, the side x = width and the other defect."""
+        the faces of the defect ``own`` ("flaw" or "crack"): the interface y = 0, the counter,
+        the sides (x = 0 only for a point off it: a tip on x = 0 is a half model whose crack
+        runs along that symmetry line) and the other defect."""
         x, y = point
         out = min(y, self.electrolyte_thickness - y, self.width - x)
+        if x > 1e-9 * self.width:
+            out = min(out, x)
         if own != "flaw" and self.surface_flaw:
             out = min(out, _point_segment_distance(point, *self.flaw_centre_line())
                       - self.flaw_opening / 2)
