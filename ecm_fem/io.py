@@ -115,7 +115,7 @@ def prepare_run_dir(path: Path, comm: MPI.Comm, overwrite: bool = False,
             path.mkdir(parents=True, exist_ok=True)
             for name in subfolders:
                 (path / name).mkdir(exist_ok=True)
-        except OSError as exc:
+        except Exception as exc:  # every rank must learn of it, or the others wait in bcast
             error = f"{key}: cannot prepare {path}: {exc}"
     error, moved = comm.bcast((error, moved), root=0)
     if error:
