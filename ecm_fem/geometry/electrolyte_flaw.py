@@ -366,7 +366,7 @@ class ElectrolyteFlawGeometry(PlanarGeometry):
         electrolyte (kept an opening away from its boundaries) or cannot be meshed."""
         crack, key = self.internal_crack, "internal_crack"
         w = crack.opening
-        if self.dim == 2 and "z" in crack.model_fields_set:
+        if self.dim == 2 and crack.z != 0:
             raise ValueError(f"{key}.z: only for dim: 3 (the centre's z)")
         if self.dim == 3:
             radius, z, depth = crack.length / 2, crack.z, self.cell_depth
