@@ -53,8 +53,8 @@ def history_columns(config: RunConfig) -> list[str]:
         columns += VACANCY_COLUMNS
     if config.mechanics is not None:
         columns += MECHANICS_COLUMNS
-        for name, *_ in config.geometry.crack_tips():
-            columns += [f"KI_{name}", f"KI_over_KIc_{name}"]
+        for tip in config.geometry.crack_tips():
+            columns += [f"KI_{tip.name}", f"KI_over_KIc_{tip.name}"]
     return columns
 
 

@@ -240,6 +240,23 @@ def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
     return np.asarray(cells, dtype=np.int32), np.asarray(local, dtype=np.int32)
 
 
+def gathered_boundary_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
+                             li_inside: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (n, tdim, gdim), unit normals (n, gdim)) of all facets tagged ``tag`` on the
+    boundary of ``msh``, the same arrays on every rank, sorted by their vertices (collective).
+    ``li_inside``: the mesh is the Li side (normals point out of its cells), else the
+    electrolyte side (normals point into the mesh)."""
+    facets = owned_facets(msh, facet_tags, tag)
+    f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
+    cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
+    normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
+    tdim, gdim = msh.topology.dim, msh.geometry.dim
+    corners = np.vstack(msh.comm.allgather(facet_vertices(msh, facets).reshape(-1, tdim * gdim)))
+    normals = np.vstack(msh.comm.allgather(normals.reshape(-1, gdim)))
+    order = np.lexsort(corners.T[::-1])
+    return corners[order].reshape(-1, tdim, gdim), normals[order]
+
+
 class InterfaceCurve:
     """A 2D interface as a polyline of mesh facets, the same arrays on every rank, with its
     curvature kappa_c = div_s(n) [1/m] (n the unit normal from Li into the electrolyte): the
@@ -374,16 +391,8 @@ class InterfaceCurve:
         ``axisymmetric``: the mesh is an (r, z) section (hoop curvature added)."""
         if msh.geometry.dim != 2:
             raise NotImplementedError("interface curvature: 2D meshes only")
-        facets = owned_facets(msh, facet_tags, tag)
-        f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
-        cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
-        normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
-        ends = facet_vertices(msh, facets)
-        ends = np.vstack(msh.comm.allgather(ends.reshape(-1, 4)))
-        normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 2)))
-        order = np.lexsort((ends[:, 3], ends[:, 2], ends[:, 1], ends[:, 0]))
-        return cls(ends[order].reshape(-1, 2, 2), normals[order], mirror_x=x_extent(msh),
-                   axisymmetric=axisymmetric)
+        ends, normals = gathered_boundary_facets(msh, facet_tags, tag, li_inside)
+        return cls(ends, normals, mirror_x=x_extent(msh), axisymmetric=axisymmetric)
 
     def nearest_facets(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``points`` (n, 2): the facet at the smallest distance and the point's
@@ -434,9 +443,10 @@ class InterfaceSurface:
     At each vertex a quadric w = a u^2 + b u v + c v^2 + d u + e v is fitted by least squares
     to the vertices within two edges of it, in the frame of its normal (w along n, the
     area-weighted mean of its triangles' normals); kappa_c = -2 (a + c). The fit needs no
-    special rule at the interface's own edges (a void's rim: one-sided data) and converges on
-    unstructured meshes, where the cotangent formula of the mean curvature need not (Xu,
-    Comput. Aided Geom. Des. 23 (2006) 193). The lateral faces of the cell (``mirror``: the
+    special rule at the interface's own edges (a void's rim: one-sided data), and it converged
+    at second order on gmsh's unstructured sphere meshes (tests/test_curvature.py), where the
+    cotangent formula of the mean curvature need not converge pointwise (Xu, Comput. Aided
+    Geom. Des. 21 (2004) 767). The lateral faces of the cell (``mirror``: the
     smallest and largest x and z) are symmetry planes: the triangles are mirrored across them
     (and across both at the cell's vertical edges) before the fit, so a vertex on a symmetry
     plane sees both sides. ``gdim`` = 3: points are (x, y, z).
@@ -479,8 +489,7 @@ class InterfaceSurface:
         corners = inverse.reshape(-1, 3)
         # the original vertices are those of the first n triangles
         original = np.unique(corners[:n]) if n else np.zeros(0, dtype=int)
-        area = 0.5 * np.linalg.norm(np.cross(all_t[:, 1] - all_t[:, 0],
-                                             all_t[:, 2] - all_t[:, 0]), axis=1)
+        area = simplex_measures(all_t)
         vertex_normal = np.zeros((len(vertices), 3))
         np.add.at(vertex_normal, corners.ravel(), np.repeat(all_n * area[:, None], 3, axis=0))
         vertex_normal /= np.maximum(np.linalg.norm(vertex_normal, axis=1), 1e-300)[:, None]
@@ -524,16 +533,8 @@ class InterfaceSurface:
         """The facets tagged ``tag`` on the boundary of the 3D ``msh`` (collective), as
         ``InterfaceCurve.of_boundary``; the cell's faces of smallest and largest x and z are
         symmetry planes."""
-        facets = owned_facets(msh, facet_tags, tag)
-        f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
-        cells = np.array([f_to_c.links(f)[0] for f in facets], dtype=np.int32)
-        normals = facet_normals(msh, facets, cells) * (1.0 if li_inside else -1.0)
-        corners = facet_vertices(msh, facets).reshape(-1, 9)
-        corners = np.vstack(msh.comm.allgather(corners))
-        normals = np.vstack(msh.comm.allgather(normals.reshape(-1, 3)))
-        order = np.lexsort(corners.T[::-1])
-        return cls(corners[order].reshape(-1, 3, 3), normals[order],
-                   mirror=(x_extent(msh), x_extent(msh, axis=2)))
+        corners, normals = gathered_boundary_facets(msh, facet_tags, tag, li_inside)
+        return cls(corners, normals, mirror=(x_extent(msh), x_extent(msh, axis=2)))
 
     def at(self, points: np.ndarray) -> np.ndarray:
         """Curvature [1/m] at ``points`` (n, 3) on the interface: the vertex value at a vertex,

@@ -207,6 +207,11 @@ def rescaled_currents(currents: np.ndarray, total: float, facets: InterfaceFacet
     return currents * (total / discrete) if discrete != 0.0 else currents
 
 
+# the least weight of a facet's own Li cell (its vertices, in the balanced band), so that no
+# facet is without Li whatever the band thickness
+OWN_CELL_WEIGHT = 1e-3
+
+
 class _Band:
     """The plating/stripping growth eigenstrain eps_g (a 3x3 tensor field on the parent
     mesh, zero outside the Li band; see the module docstring). ``advance(i_n_facets, dt)`` sets
@@ -292,7 +297,7 @@ class NearestFacetBand(_Band):
         owned_li = li_on_facet < n_cells
         own_cells, own_facets = li_on_facet[owned_li], rows_on_facet[owned_li]
         for c, f, v in zip(own_cells, own_facets, profile(own_cells, own_facets), strict=True):
-            weights.setdefault((int(c), int(f)), max(float(v), 1e-3))  # no facet without cells
+            weights.setdefault((int(c), int(f)), max(float(v), OWN_CELL_WEIGHT))
         pair_arr = np.array(sorted(weights), dtype=np.int64).reshape(-1, 2)
         w = np.array([weights[(int(c), int(f))] for c, f in pair_arr])
         area = np.zeros(len(self.facets))
@@ -354,7 +359,7 @@ class BalancedBand(_Band):
             for c, f in zip(own_cells, own_facets, strict=True):
                 for b in dofmap[c]:
                     r = row_of[int(b)]
-                    weights[(r, int(f))] = max(weights.get((r, int(f)), 0.0), 1e-3)
+                    weights[(r, int(f))] = max(weights.get((r, int(f)), 0.0), OWN_CELL_WEIGHT)
         pairs = np.array(sorted(weights), dtype=np.int64).reshape(-1, 2)
         w = np.array([weights[(int(r), int(f))] for r, f in pairs])
         # each point's share of the band: the depth profile at its distance from the plane
@@ -408,30 +413,29 @@ def balanced_weights(m: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_shar
     return x, error
 
 
-def block_masses(Q: fem.FunctionSpace, cells: np.ndarray, axisymmetric: bool) -> np.ndarray:
-    """int phi_b dx over ``cells`` (local indices) of every local dof block b of the
-    discontinuous blocked space ``Q`` [m^2 in 2D, m^3 in 3D or axisymmetric]."""
+def block_masses(Q: fem.FunctionSpace, cells: np.ndarray | None, axisymmetric: bool
+                 ) -> np.ndarray:
+    """int phi_b dx over ``cells`` (local indices; None: all cells) of every local dof block b
+    of the discontinuous (blocked) space ``Q`` [m^2 in 2D, m^3 in 3D or axisymmetric]."""
     msh = Q.mesh
-    tags = dmesh.meshtags(msh, msh.topology.dim, np.sort(cells).astype(np.int32),
-                          np.ones(len(cells), dtype=np.int32))
-    dx = ufl.Measure("dx", domain=msh, subdomain_data=tags)
+    if cells is None:
+        dx = ufl.dx(domain=msh)
+    else:
+        tags = dmesh.meshtags(msh, msh.topology.dim, np.sort(cells).astype(np.int32),
+                              np.ones(len(cells), dtype=np.int32))
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=tags)(1)
     m = fem.Function(Q)
     v = ufl.TestFunction(Q)
-    first = v[(0,) * len(ufl.shape(v))]  # one component per block
-    fem_petsc.assemble_vector(m.x.petsc_vec, fem.form(weigh(first * dx(1), axisymmetric)))
+    first = v[(0,) * len(ufl.shape(v))] if ufl.shape(v) else v  # one component per block
+    fem_petsc.assemble_vector(m.x.petsc_vec, fem.form(weigh(first * dx, axisymmetric)))
     m.x.scatter_forward()  # a DG block belongs to one cell, whose owner assembled it
     return m.x.array[:: Q.dofmap.index_map_bs].copy()
 
 
 def cell_volumes(msh: dmesh.Mesh, axisymmetric: bool = False) -> np.ndarray:
     """Measure of every local cell (owned and ghost) [m^2 in 2D, m^3 in 3D; with
-    ``axisymmetric`` the volume of the cell's ring, m^3]."""
-    Q = fem.functionspace(msh, ("DG", 0))
-    vol = fem.Function(Q)
-    fem_petsc.assemble_vector(vol.x.petsc_vec, fem.form(
-        weigh(ufl.TestFunction(Q) * ufl.dx(domain=msh), axisymmetric)))
-    vol.x.scatter_forward()
-    return vol.x.array.copy()
+    ``axisymmetric`` the volume of the cell's ring, m^3]: the block masses of DG0."""
+    return block_masses(fem.functionspace(msh, ("DG", 0)), None, axisymmetric)
 
 
 class SolidMechanics:

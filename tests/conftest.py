@@ -82,14 +82,31 @@ def history(folder):
     return np.genfromtxt(folder / "history.csv", delimiter=",", names=True)
 
 
-def tagged_measure(msh, tags, kind: str, tag: int) -> float:
+def tagged_measure(msh, tags, kind: str, tag: int, axisymmetric: bool = False) -> float:
     """Global measure (length, area or volume) of the entities tagged ``tag`` for the UFL
-    integral type ``kind`` (dx, ds, dS) of ``msh``."""
+    integral type ``kind`` (dx, ds, dS) of ``msh``; ``axisymmetric``: of the body of
+    revolution about x = 0 (weighted by 2 pi r)."""
     import ufl
     from dolfinx import fem
 
+    from ecm_fem.axisymmetry import weigh
+
     m = ufl.Measure(kind, domain=msh, subdomain_data=tags)
-    return msh.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * m(tag))), op=MPI.SUM)
+    form = weigh(1.0 * m(tag), axisymmetric)
+    return msh.comm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
+
+
+def penny_measures(radius: float, half_thickness: float) -> tuple[float, float]:
+    """Volume and surface of a penny of radius R with a rounded rim of radius r (Pappus: the
+    half-stadium section revolved about its axis): pi (R - r)^2 2 r + (pi r^2 / 2) 2 pi
+    (R - r + 4 r / (3 pi)) and 2 pi (R - r)^2 + pi r 2 pi (R - r + 2 r / pi)."""
+    import math
+
+    R, r = radius, half_thickness
+    volume = (math.pi * (R - r) ** 2 * 2 * r
+              + math.pi * r ** 2 / 2 * 2 * math.pi * (R - r + 4 * r / (3 * math.pi)))
+    area = 2 * math.pi * (R - r) ** 2 + math.pi * r * 2 * math.pi * (R - r + 2 * r / math.pi)
+    return volume, area
 
 
 def config_with(data: dict, **changes):

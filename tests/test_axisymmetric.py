@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import scifem
 import ufl
-from conftest import config_with, history, run_and_wait, solid_setup
+from conftest import config_with, history, run_and_wait, solid_setup, tagged_measure
 from dolfinx import fem, mesh
 
 from ecm_fem.axisymmetry import weigh
@@ -66,12 +66,8 @@ def test_void_section_measures_converge_to_the_body_of_revolution():
         md = generate(cfg)
 
         def measure(tags, kind, name, md=md):
-            one = fem.Constant(md.mesh, 1.0)
-            dm = ufl.Measure(kind, md.mesh, subdomain_data=tags)
             tag = (CELL_TAGS if kind == "dx" else FACET_TAGS)[name]
-            integrand = one("+") if kind == "dS" else one
-            return md.mesh.comm.allreduce(fem.assemble_scalar(fem.form(
-                weigh(integrand * dm(tag), True))), op=MPI.SUM)
+            return tagged_measure(md.mesh, tags, kind, tag, axisymmetric=True)
 
         li = measure(md.cell_tags, "dx", "li")
         el = measure(md.cell_tags, "dx", "electrolyte")

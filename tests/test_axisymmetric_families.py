@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import math
 
-from mpi4py import MPI
-
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import penny_measures, tagged_measure
 
-from ecm_fem.axisymmetry import weigh
 from ecm_fem.config import RunConfig
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.mesh import generate
@@ -38,12 +34,8 @@ W, L_LI, L_E = 10e-6, 4e-6, 12e-6
 def revolved(md, kind: str, name: str) -> float:
     """Measure of a tagged region or boundary of the body of revolution [m^3 or m^2]."""
     tags = md.cell_tags if kind == "dx" else md.facet_tags
-    one = fem.Constant(md.mesh, 1.0)
-    dm = ufl.Measure(kind, md.mesh, subdomain_data=tags)
     tag = (CELL_TAGS if kind == "dx" else FACET_TAGS)[name]
-    integrand = one("+") if kind == "dS" else one
-    return md.mesh.comm.allreduce(fem.assemble_scalar(fem.form(
-        weigh(integrand * dm(tag), True))), op=MPI.SUM)
+    return tagged_measure(md.mesh, tags, kind, tag, axisymmetric=True)
 
 
 def base(kind: str, refine: float = 1.0, **geometry) -> RunConfig:
@@ -67,11 +59,7 @@ def test_li_filament_and_penny_crack_converge_to_the_closed_forms():
     (3.4x for the penny: O(h^2)); no crack tips (K_I is plane strain)."""
     r, L = 0.2e-6, 3e-6
     pore = math.pi * r**2 * (L - r) + 2 * math.pi * r**3 / 3
-    R, rc = 2e-6, 0.2e-6
-    penny = (math.pi * (R - rc) ** 2 * 2 * rc
-             + math.pi * rc**2 / 2 * 2 * math.pi * (R - rc + 4 * rc / (3 * math.pi)))
-    penny_area = (2 * math.pi * (R - rc) ** 2
-                  + math.pi * rc * 2 * math.pi * (R - rc + 2 * rc / math.pi))
+    penny, penny_area = penny_measures(2e-6, 0.2e-6)
     errors = []
     for refine in (1, 2):
         config = filament(refine)

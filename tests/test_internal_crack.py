@@ -29,7 +29,7 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-from conftest import solid_setup, tagged_measure
+from conftest import penny_measures, solid_setup, tagged_measure
 
 from ecm_fem.config import ConfigError, RunConfig, config_from_text
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
@@ -255,21 +255,11 @@ def penny_config(refine: float = 1.0, **extra) -> RunConfig:
         "internal_crack": crack, **extra}})
 
 
-def penny_shape(crack) -> tuple[float, float]:
-    """Volume and surface of the penny (Pappus: the half-stadium section revolved about the
-    mid-plane's normal; R = length / 2, r = opening / 2): pi (R - r)^2 2 r + (pi r^2 / 2) 2 pi
-    (R - r + 4 r / (3 pi)) and 2 pi (R - r)^2 + pi r 2 pi (R - r + 2 r / pi)."""
-    R, r = crack.length / 2, crack.opening / 2
-    volume = (math.pi * (R - r) ** 2 * 2 * r
-              + math.pi * r ** 2 / 2 * 2 * math.pi * (R - r + 4 * r / (3 * math.pi)))
-    area = 2 * math.pi * (R - r) ** 2 + math.pi * r * 2 * math.pi * (R - r + 2 * r / math.pi)
-    return volume, area
-
-
 def _penny_errors(config: RunConfig, share: float) -> tuple[float, float, int]:
     """Relative errors of the hole's volume and of the crack faces' area, and the cells."""
     g, md = config.geometry, generate(config)
-    volume, area = penny_shape(g.internal_crack)
+    crack = g.internal_crack
+    volume, area = penny_measures(crack.length / 2, crack.opening / 2)
     li = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["li"])
     el = tagged_measure(md.mesh, md.cell_tags, "dx", CELL_TAGS["electrolyte"])
     faces = tagged_measure(md.mesh, md.facet_tags, "ds", FACET_TAGS["crack_surface"])

@@ -513,6 +513,26 @@ def _arcs_and_walls(curves: list[int]) -> tuple[list[int], list[int]]:
     return arcs, [c for c in curves if c not in arcs]
 
 
+def _regions(li: tuple[int, int], electrolyte: list[tuple[int, int]],
+             flaw: list[tuple[int, int]], filled: bool) -> dict[str, list[int]]:
+    """OCC entities of the regions (2D surfaces or 3D volumes, tags by region name): a filled
+    flaw is fragmented into the electrolyte and joins the Li (fragment, not fuse: a union would
+    merge the 2D tip's two arcs), an empty one is cut from the electrolyte; the Li and the
+    electrolyte pieces are then fragmented together so that they share their interface."""
+    occ = gmsh.model.occ
+    if filled and flaw:
+        _, children = occ.fragment([li], [*electrolyte, *flaw])
+        in_flaw = {t for c in children[1 + len(electrolyte):] for _, t in c}
+        return {"li": [t for _, t in children[0]] + sorted(in_flaw),
+                "electrolyte": [t for c in children[1:1 + len(electrolyte)] for _, t in c
+                                if t not in in_flaw]}
+    if flaw:
+        electrolyte, _ = occ.cut(electrolyte, flaw)
+    _, children = occ.fragment([li], electrolyte)
+    return {"li": [t for _, t in children[0]],
+            "electrolyte": [t for c in children[1:] for _, t in c]}
+
+
 def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     """Make the gmsh model of ``g`` in model units of ``unit`` metres (gmsh initialised, a
     model added); the caller scales the mesh back to metres."""
@@ -536,17 +556,7 @@ def build(g: ElectrolyteFlawGeometry, unit: float) -> None:
     if g.surface_flaw:
         flaw, _ = occ.intersect([(2, _add_flaw(depth, r, math.radians(g.inclination), x0))],
                                 [(2, occ.addRectangle(0.0, 0.0, 0.0, W, L_e))])
-    if g.filled and flaw:  # fragment, not fuse: a union would merge the tip's two arcs
-        _, children = occ.fragment([(2, li)], [*el, *flaw])
-        in_flaw = {s for c in children[1 + len(el):] for _, s in c}
-        surfaces = {"li": [s for _, s in children[0]] + sorted(in_flaw),
-                    "electrolyte": [s for c in children[1:1 + len(el)] for _, s in c
-                                    if s not in in_flaw]}
-    else:
-        el_cut, _ = occ.cut(el, flaw) if flaw else (el, None)
-        _, children = occ.fragment([(2, li)], el_cut)
-        surfaces = {"li": [s for _, s in children[0]],
-                    "electrolyte": [s for c in children[1:] for _, s in c]}
+    surfaces = _regions((2, li), el, flaw, g.filled)
     occ.synchronize()
 
     curves = sort_curves(surfaces, W, -L_li, L_e)
@@ -638,17 +648,7 @@ def _build_3d(g: ElectrolyteFlawGeometry, unit: float) -> None:
     if g.surface_flaw:
         whole = _add_flaw_3d(depth, r, theta, x0, None if length is None else length - r, D)
         flaw, _ = occ.intersect(whole, [(3, occ.addBox(0.0, 0.0, 0.0, W, L_e, D))])
-    if g.filled and flaw:
-        _, children = occ.fragment([(3, li)], [*el, *flaw])
-        in_flaw = {v for c in children[1 + len(el):] for _, v in c}
-        volumes = {"li": [v for _, v in children[0]] + sorted(in_flaw),
-                   "electrolyte": [v for c in children[1:1 + len(el)] for _, v in c
-                                   if v not in in_flaw]}
-    else:
-        el_cut, _ = occ.cut(el, flaw) if flaw else (el, None)
-        _, children = occ.fragment([(3, li)], el_cut)
-        volumes = {"li": [v for _, v in children[0]],
-                   "electrolyte": [v for c in children[1:] for _, v in c]}
+    volumes = _regions((3, li), el, flaw, g.filled)
     occ.synchronize()
 
     faces = sort_curves(volumes, W, -L_li, L_e, depth=D)
