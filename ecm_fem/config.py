@@ -498,9 +498,10 @@ class CouplingIteration(StrictModel):
     interface current, kinetics from the interface stresses)."""
 
     scheme: Literal["monolithic", "staggered"] = Field(
-        "staggered", description="monolithic: one Newton method for phi, V_we, u and the "
-        "growth currents together (PETSc SNES, option prefix ecm_coupled_, field split); "
-        "staggered: the two problems solved in turn, accelerated by interface quasi-Newton")
+        "monolithic", description="monolithic: one Newton method for phi, V_we, u and the "
+        "growth currents together (PETSc SNES, option prefix ecm_coupled_, block "
+        "preconditioner); staggered: the two problems solved in turn, accelerated by "
+        "interface quasi-Newton (an option that converges to the same answer)")
     rtol: Annotated[float, Field(gt=0, le=0.1)] = Field(
         1e-6, description="converged when the interface current that drives the growth "
         "differs from the current of the kinetics by less than rtol times the applied (or "
@@ -508,6 +509,11 @@ class CouplingIteration(StrictModel):
     max_iterations: Annotated[int, Field(ge=1, le=200)] = Field(
         30, description="Newton (monolithic) or coupling (staggered) iterations before the "
         "step counts as failed (it is then cut)")
+    nonlinear_elimination: bool = Field(
+        True, description="monolithic: before every Newton step, solve the mechanics for the "
+        "iterate's growth currents with its own Newton method (a right nonlinear "
+        "preconditioner). Without it, creeping Li (Norton) at steps of seconds makes the "
+        "coupled Newton method crawl (line search lambda ~0.4) or fail")
     petsc_options: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="extra PETSc options of the monolithic solve "
         "(prefix ecm_coupled_; fields phi, V_we, eta_ct, u, i_growth)")

@@ -8,16 +8,18 @@
   dofs of phi's space; a dof shared by two facets takes their mean.
 * Mechanics from kinetics: the interface current drives the growth eigenstrain of the Li band.
 
-Both act within the step (backward Euler): the mechanics and the current distribution are
-solved in turn until the interface current that drives the growth equals, to
-``mechanics.coupling.rtol``, the current that the kinetics return for the resulting stresses.
-The interface current is the unknown of a quasi-Newton iteration with a least-squares Jacobian
-built from the iterations of the step (IQN-ILS: Degroote, Bathe, Vierendeels, Comput. Struct.
-87 (2009) 793); the first iteration is relaxed by 1/2. A plain or Aitken-relaxed fixed point is
-not enough: the feedback (more plating, more pressure, less plating) is stiff where creeping Li
-is squeezed out of a confined flaw, and there it diverged at any time step. A step is accepted
-only when the iteration has converged; otherwise every state goes back to the start of the
-step.
+Both act within the step (backward Euler). This module holds what both coupling schemes use
+(the stress map, the step result, the followers) and the staggered scheme
+(mechanics.coupling.scheme: staggered; the default, monolithic, is in monolithic.py). In it
+the mechanics and the current distribution are solved in turn until the interface current
+that drives the growth equals, to ``mechanics.coupling.rtol``, the current that the kinetics
+return for the resulting stresses. The interface current is the unknown of a quasi-Newton
+iteration with a least-squares Jacobian built from the iterations of the step (IQN-ILS:
+Degroote, Bathe, Vierendeels, Comput. Struct. 87 (2009) 793); the first iteration is relaxed
+by 1/2. A plain or Aitken-relaxed fixed point is not enough: the feedback (more plating, more
+pressure, less plating) is stiff where creeping Li is squeezed out of a confined flaw, and
+there it diverged at any time step. A step is accepted only when the iteration has
+converged; otherwise every state goes back to the start of the step.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ CASES = {
     # (extra settings, field outputs before the kill, checkpoint step at the kill, ranks of the
     # restart); the staggered case is killed after the field output of step 4, past its state
     # checkpoint of step 3, so the restart must drop what the killed run wrote after it
-    "staggered-norton": (["--set", "time.t_end=20", "--set", "output.checkpoint_every=3"],
+    "staggered-norton": (["--set", "time.t_end=20", "--set", "output.checkpoint_every=3",
+                          "--set", "mechanics.coupling.scheme=staggered"],
                          2, 3, 3),
     "monolithic-film": (["--set", "time.t_end=10", "--set", "output.checkpoint_every=2",
                          "--set", "mechanics.coupling.scheme=monolithic",
