@@ -118,20 +118,17 @@ class InterfaceFacets:
 
 def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
                             cell_tag: np.ndarray, axisymmetric: bool = False
-                            ) -> tuple[InterfaceFacets, np.ndarray, np.ndarray]:
-    """The global interface facet table of the parent mesh, and, for the locally owned
-    interface facets, their Li cells (local indices) and their rows in the table."""
+                            ) -> InterfaceFacets:
+    """The global interface facet table of the parent mesh (the same on every rank)."""
     facets = owned_facets(msh, facet_tags, FACET_TAGS["interface"])
     f_to_c = msh.topology.connectivity(msh.topology.dim - 1, msh.topology.dim)
     li_cells = np.empty(len(facets), dtype=np.int32)
-    other_cells = np.empty(len(facets), dtype=np.int32)
     for k, f in enumerate(facets):
         cells = f_to_c.links(f)
         is_li = cell_tag[cells] == CELL_TAGS["li"]
         if len(cells) != 2 or is_li.sum() != 1:
             raise RuntimeError(f"interface facet {f}: expected one Li cell and one other cell")
         li_cells[k] = cells[is_li][0]
-        other_cells[k] = cells[~is_li][0]
     gdim = msh.geometry.dim
     corners = facet_vertices(msh, facets)
     mid = corners.mean(axis=1)
@@ -142,10 +139,31 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
     order = np.lexsort(table[:, gdim - 1::-1].T)  # by x, then y (, then z)
     table = table[order]
     mid_all = table[:, :gdim]
-    facets_table = InterfaceFacets(mid_all, table[:, gdim:2 * gdim], table[:, 2 * gdim],
-                                   table[:, 2 * gdim + 1] * facet_weights(mid_all, axisymmetric))
-    rows = facets_table.index_of(mid)
-    return facets_table, li_cells, rows
+    return InterfaceFacets(mid_all, table[:, gdim:2 * gdim], table[:, 2 * gdim],
+                           table[:, 2 * gdim + 1] * facet_weights(mid_all, axisymmetric))
+
+
+def owned_li_cells_of_interface(msh: dmesh.Mesh, cell_tag: np.ndarray,
+                                facets: InterfaceFacets) -> tuple[np.ndarray, np.ndarray]:
+    """The Li cell of every interface facet, listed by the rank that owns the cell, whoever
+    owns the facet: (local cells, rows of ``facets``). A cell's facets are all local, so over
+    the ranks every interface facet appears exactly once, on any partition."""
+    tdim = msh.topology.dim
+    n_cells = msh.topology.index_map(tdim).size_local
+    li = np.flatnonzero(cell_tag[:n_cells] == CELL_TAGS["li"]).astype(np.int32)
+    if not len(li) or not len(facets):
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    msh.topology.create_connectivity(tdim, tdim - 1)
+    c_to_f = msh.topology.connectivity(tdim, tdim - 1)
+    offsets = c_to_f.offsets
+    counts = offsets[li + 1] - offsets[li]
+    starts = np.repeat(offsets[li] - np.cumsum(counts) + counts, counts)
+    cell_facets = c_to_f.array[starts + np.arange(counts.sum())]
+    cells = np.repeat(li, counts)
+    dist, rows = cKDTree(facets.midpoints).query(
+        facet_vertices(msh, cell_facets).mean(axis=1))
+    on = dist <= 1e-6 * float(facets.diameters.min())
+    return cells[on], rows[on]
 
 
 class FacetCurrents:
@@ -224,17 +242,17 @@ class _Band:
     def _start(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
                thickness: float, molar_volume: float, axisymmetric: bool, degree: int
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Common set-up: the facet table and a zero DG ``degree`` eps_g; returns the Li cells
-        and table rows of the owned interface facets."""
+        """Common set-up: the facet table and a zero DG ``degree`` eps_g; returns the owned Li
+        cells on the interface and their facets' rows in the table
+        (``owned_li_cells_of_interface``)."""
         self.msh = msh
         self.thickness = thickness
         self.molar_volume = molar_volume
-        self.facets, li_on_facet, rows_on_facet = gather_interface_facets(
-            msh, facet_tags, cell_tag, axisymmetric)
+        self.facets = gather_interface_facets(msh, facet_tags, cell_tag, axisymmetric)
         Q = fem.functionspace(msh, ("DG", degree, (3, 3)))
         self.eps_g = fem.Function(Q, name="growth_strain")
         self.eps_g_n = np.zeros_like(self.eps_g.x.array)
-        return li_on_facet, rows_on_facet
+        return owned_li_cells_of_interface(msh, cell_tag, self.facets)
 
     def _finish(self, blocks: np.ndarray, facet: np.ndarray, weight: np.ndarray) -> None:
         """The map of ``rate``: dof block (a cell in DG0) ``blocks[k]`` receives
@@ -272,8 +290,8 @@ class NearestFacetBand(_Band):
 
     def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
                  thickness: float, molar_volume: float, axisymmetric: bool = False):
-        li_on_facet, rows_on_facet = self._start(msh, facet_tags, cell_tag, thickness,
-                                                 molar_volume, axisymmetric, degree=0)
+        own_cells, own_facets = self._start(msh, facet_tags, cell_tag, thickness,
+                                            molar_volume, axisymmetric, degree=0)
         comm = msh.comm
         volumes = cell_volumes(msh, axisymmetric)
 
@@ -294,8 +312,6 @@ class NearestFacetBand(_Band):
             w = profile(li, nearest)
             weights.update(((int(c), int(f)), float(v))
                            for c, f, v in zip(li, nearest, w, strict=True) if v > 0)
-        owned_li = li_on_facet < n_cells
-        own_cells, own_facets = li_on_facet[owned_li], rows_on_facet[owned_li]
         for c, f, v in zip(own_cells, own_facets, profile(own_cells, own_facets), strict=True):
             weights.setdefault((int(c), int(f)), max(float(v), OWN_CELL_WEIGHT))
         pair_arr = np.array(sorted(weights), dtype=np.int64).reshape(-1, 2)
@@ -316,13 +332,12 @@ class BalancedBand(_Band):
 
     def __init__(self, msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, cell_tag: np.ndarray,
                  thickness: float, molar_volume: float, axisymmetric: bool = False):
-        li_on_facet, rows_on_facet = self._start(msh, facet_tags, cell_tag, thickness,
-                                                 molar_volume, axisymmetric, degree=1)
+        own_cells, own_facets = self._start(msh, facet_tags, cell_tag, thickness,
+                                            molar_volume, axisymmetric, degree=1)
         comm, Q = msh.comm, self.eps_g.function_space
         mid, normals = self.facets.midpoints, self.facets.normals
 
         # the vertex dofs (blocks) of the Li cells, their points and masses int phi_b dx
-        n_cells = msh.topology.index_map(msh.topology.dim).size_local
         li_all = np.flatnonzero(cell_tag == CELL_TAGS["li"]).astype(np.int32)
         dofmap = Q.dofmap.list
         blocks = np.unique(dofmap[li_all].ravel())
@@ -352,8 +367,6 @@ class BalancedBand(_Band):
             weights.update(((int(r), int(f)), float(v)) for r, f, v in
                            zip(rows[keep], facet[keep], w[keep], strict=True))
         # every facet reaches at least the vertices of its own Li cell (any band thickness)
-        owned_li = li_on_facet < n_cells
-        own_cells, own_facets = li_on_facet[owned_li], rows_on_facet[owned_li]
         if len(own_cells):
             row_of = {int(b): k for k, b in enumerate(blocks)}
             for c, f in zip(own_cells, own_facets, strict=True):

@@ -157,6 +157,27 @@ def test_confined_plastic_layer_sits_on_the_yield_surface():
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("config", ["rough_interface_li_llzo", "interfacial_void_3d_li_llzo"])
+def test_every_interface_facet_has_its_li_cell_on_one_rank(config):
+    """The growth bands' own-cell rule needs every interface facet's Li cell on some rank,
+    whoever owns the facet. It used to come from the facet's owner, which misses it where
+    the partition gives the facet and its Li cell to different ranks: a 2-rank periodic
+    rough-interface run failed with "an interface facet has no Li cell" on some partitions."""
+    from conftest import REPO
+
+    from ecm_fem.mesh import cell_tag_array, generate
+    from ecm_fem.solid import gather_interface_facets, owned_li_cells_of_interface
+
+    md = generate(config_from_text((REPO / "configs" / f"{config}.yaml").read_text()))
+    cell_tag = cell_tag_array(md.mesh, md.cell_tags)
+    table = gather_interface_facets(md.mesh, md.facet_tags, cell_tag)
+    cells, rows = owned_li_cells_of_interface(md.mesh, cell_tag, table)
+    assert np.all(cell_tag[cells] == CELL_TAGS["li"])
+    every = np.sort(np.concatenate(md.mesh.comm.allgather(rows)))
+    assert np.array_equal(every, np.arange(len(table)))
+
+
+@pytest.mark.mpi
 def test_growth_band_holds_the_plated_volume():
     """Plating at i: the growth strain integrates to Omega |i| W t / F exactly, the Li current
     collector moves out by that thickness (plus the elastic part), and the far Li stays in the
