@@ -170,7 +170,6 @@ class MonolithicStep:
         self._schur: tuple[np.ndarray, np.ndarray] | None = None
         self._response: tuple[np.ndarray, float] | None = None  # (G, dt of G)
         self._stress_coupled = any(f is not None for f in self._dFe_dU)
-        self.schur_builds = 0
         # the mechanics' Newton and Krylov iterations in a step's elimination, and the most
         # Newton iterations of one elimination (for the step control, like a staggered solve)
         self.elimination = [0, 0, 0]
@@ -502,7 +501,6 @@ class MonolithicStep:
             return
         if self.snes.getKSP().getIterationNumber() > SCHUR_LAG_KSP_ITS:
             self._response = (self._growth_response(), self.dt)
-            self.schur_builds += 1
             log.debug("  Schur complement of the growth currents rebuilt (%d facets)",
                       len(self.j))
         if self._response is None:

@@ -120,7 +120,8 @@ def step_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict
     """The history.csv scalars of the current state.
 
     focusing_factor = i_max / i_mean with i_max the interface value of largest magnitude (so
-    the factor is >= 1 for plating and for stripping) and i_mean the contact-area average.
+    the factor is >= 1 for plating and for stripping) and i_mean the contact-area average;
+    nan when |i_mean| is below 1e-9 i0 (at rest: local currents may flow, summing to 0).
     asr = V_cell / i_app [Ohm m^2] (nan at zero current).
     """
     comm = p.mesh.comm
@@ -138,7 +139,8 @@ def step_scalars(p: CurrentDistribution, profile: dict[str, np.ndarray]) -> dict
         "i_app": i_app,
         "i_mean": i_mean,
         "i_max": i_max,
-        "focusing_factor": i_max / i_mean if i_mean != 0 else float("nan"),
+        "focusing_factor": (i_max / i_mean if abs(i_mean) > 1e-9 * p.config.kinetics.i0
+                            else float("nan")),
         "asr": V_cell / i_app if i_app != 0 else float("nan"),
         "contact_fraction": p.contact_area / p.projected_area,
         **(salt_scalars(p, profile) if p.salt is not None else {}),
