@@ -102,7 +102,12 @@ def test_coupled_jacobian_action_matches_finite_differences():
 def test_monolithic_matches_staggered_on_a_stiff_flaw(shared_tmp):
     runs = {scheme: simulation.run(elastic_flaw(scheme, 2.5, 1.25), shared_tmp / scheme)
             for scheme in ("staggered", "monolithic")}
+    plain = elastic_flaw("monolithic", 2.5, 1.25)  # without the nonlinear elimination
+    plain.mechanics.coupling.nonlinear_elimination = False
+    runs["plain"] = simulation.run(plain, shared_tmp / "plain")
     mono, stag = runs["monolithic"], runs["staggered"]
+    for key in ("V_we", "max_p_li", "KI_flaw"):
+        assert runs["plain"][key] == pytest.approx(mono[key], rel=1e-6), key
     assert mono["converged"] and mono["steps"] == stag["steps"] == 2
     assert mono["max_p_li"] > 5e7  # strongly coupled: the Li in the flaw is at ~80 MPa
     with open(shared_tmp / "monolithic" / "history.csv") as f:
