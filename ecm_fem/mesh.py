@@ -221,11 +221,13 @@ def owned_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int) -> np.nd
     return facets[facets < msh.topology.index_map(fdim).size_local]
 
 
-def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """For the boundary facets tagged ``tag``: the cell of each facet that this rank owns and
-    the facet's local index in it. Each cell has one owner, so every facet appears on exactly
-    one rank (for facets on the mesh boundary, which have one cell)."""
+def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int,
+                      among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For the facets tagged ``tag``: the cell of each facet that this rank owns and the
+    facet's local index in it. Each cell has one owner, so every facet appears on exactly
+    one rank, for facets on the mesh boundary (one cell) and, with ``among`` (a mask over the
+    local cells that holds one of the two cells of each facet, e.g. the Li side of the
+    interface), for facets inside the mesh."""
     tdim, fdim = msh.topology.dim, msh.topology.dim - 1
     msh.topology.create_connectivity(fdim, tdim)
     msh.topology.create_connectivity(tdim, fdim)
@@ -233,7 +235,10 @@ def owned_facet_cells(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags, tag: int
     n_owned = msh.topology.index_map(tdim).size_local
     cells, local = [], []
     for facet in facet_tags.find(tag):
-        cell = f_to_c.links(facet)[0]
+        links = f_to_c.links(facet)
+        if among is not None:
+            links = links[among[links]]
+        cell = links[0] if len(links) else n_owned
         if cell < n_owned:
             cells.append(cell)
             local.append(int(np.flatnonzero(c_to_f.links(cell) == facet)[0]))

@@ -143,27 +143,20 @@ def gather_interface_facets(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
                            table[:, 2 * gdim + 1] * facet_weights(mid_all, axisymmetric))
 
 
-def owned_li_cells_of_interface(msh: dmesh.Mesh, cell_tag: np.ndarray,
-                                facets: InterfaceFacets) -> tuple[np.ndarray, np.ndarray]:
+def owned_li_cells_of_interface(msh: dmesh.Mesh, facet_tags: dmesh.MeshTags,
+                                cell_tag: np.ndarray, facets: InterfaceFacets
+                                ) -> tuple[np.ndarray, np.ndarray]:
     """The Li cell of every interface facet, listed by the rank that owns the cell, whoever
-    owns the facet: (local cells, rows of ``facets``). A cell's facets are all local, so over
-    the ranks every interface facet appears exactly once, on any partition."""
-    tdim = msh.topology.dim
-    n_cells = msh.topology.index_map(tdim).size_local
-    li = np.flatnonzero(cell_tag[:n_cells] == CELL_TAGS["li"]).astype(np.int32)
-    if not len(li) or not len(facets):
-        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    msh.topology.create_connectivity(tdim, tdim - 1)
-    c_to_f = msh.topology.connectivity(tdim, tdim - 1)
-    offsets = c_to_f.offsets
-    counts = offsets[li + 1] - offsets[li]
-    starts = np.repeat(offsets[li] - np.cumsum(counts) + counts, counts)
-    cell_facets = c_to_f.array[starts + np.arange(counts.sum())]
-    cells = np.repeat(li, counts)
-    dist, rows = cKDTree(facets.midpoints).query(
-        facet_vertices(msh, cell_facets).mean(axis=1))
-    on = dist <= 1e-6 * float(facets.diameters.min())
-    return cells[on], rows[on]
+    owns the facet (``owned_facet_cells``): (local cells, rows of ``facets``). Over the ranks
+    every interface facet appears exactly once, on any partition."""
+    cells, local = owned_facet_cells(msh, facet_tags, FACET_TAGS["interface"],
+                                     among=cell_tag == CELL_TAGS["li"])
+    if not len(cells):
+        return cells, np.zeros(0, dtype=np.int64)
+    c_to_f = msh.topology.connectivity(msh.topology.dim, msh.topology.dim - 1)
+    on_interface = np.array([c_to_f.links(c)[k] for c, k in zip(cells, local, strict=True)],
+                            dtype=np.int32)
+    return cells, facets.index_of(facet_vertices(msh, on_interface).mean(axis=1))
 
 
 class FacetCurrents:
@@ -252,7 +245,7 @@ class _Band:
         Q = fem.functionspace(msh, ("DG", degree, (3, 3)))
         self.eps_g = fem.Function(Q, name="growth_strain")
         self.eps_g_n = np.zeros_like(self.eps_g.x.array)
-        return owned_li_cells_of_interface(msh, cell_tag, self.facets)
+        return owned_li_cells_of_interface(msh, facet_tags, cell_tag, self.facets)
 
     def _finish(self, blocks: np.ndarray, facet: np.ndarray, weight: np.ndarray) -> None:
         """The map of ``rate``: dof block (a cell in DG0) ``blocks[k]`` receives

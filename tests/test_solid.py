@@ -171,7 +171,7 @@ def test_every_interface_facet_has_its_li_cell_on_one_rank(config):
     md = generate(config_from_text((REPO / "configs" / f"{config}.yaml").read_text()))
     cell_tag = cell_tag_array(md.mesh, md.cell_tags)
     table = gather_interface_facets(md.mesh, md.facet_tags, cell_tag)
-    cells, rows = owned_li_cells_of_interface(md.mesh, cell_tag, table)
+    cells, rows = owned_li_cells_of_interface(md.mesh, md.facet_tags, cell_tag, table)
     assert np.all(cell_tag[cells] == CELL_TAGS["li"])
     every = np.sort(np.concatenate(md.mesh.comm.allgather(rows)))
     assert np.array_equal(every, np.arange(len(table)))
