@@ -2,7 +2,9 @@
 meshio conversions to .vtu / .xdmf in metres and micrometres) and a small 3D tetrahedral stack
 read back must give the builders' cells, region measures and facet tags (automatic or from the
 file) to round-off, the same run results, and a config error naming the key for every broken
-file or mapping, the same on every rank."""
+file or mapping, the same on every rank. Axisymmetric (``axisymmetric: true``): the builder's
+axisymmetric void read back gives its 2 pi r-weighted measures, projected area and coupled
+electro-mechanical run; a section shifted off the axis is a hollow cylinder (annulus)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ PLANAR = {"kind": "planar", "width": 10e-6, "li_thickness": 5e-6,
 VOID = {"kind": "interfacial_void", "width": 20e-6, "li_thickness": 10e-6,
         "electrolyte_thickness": 30e-6, "void_half_width": 5e-6, "void_depth": 3e-6,
         "mesh_size": 5e-6, "interface_mesh_size": 1e-6}
+VOID_AXI = {**VOID, "axisymmetric": True}
 REGIONS = {"li": [1], "electrolyte": [3]}  # the builders' physical group ids
 BOX = (4.0, 3.0, 2.0, 3.0)  # um: 3D stack: lateral extents, Li and electrolyte thickness
+ANNULUS_INNER = 5e-6  # m: the axisymmetric void shifted off the axis, a hollow cylinder
 
 
 def _write_builder_msh(module, geometry: dict, path: Path) -> None:
@@ -96,6 +100,7 @@ def files() -> Path:
         try:
             _write_builder_msh(planar, PLANAR, folder / "planar.msh")
             _write_builder_msh(interfacial_void, VOID, folder / "void.msh")
+            _write_builder_msh(interfacial_void, VOID_AXI, folder / "void_axi.msh")
             _write_box_msh(folder / "box_y.msh", 1)
             _write_box_msh(folder / "box_z.msh", 2)
         finally:
@@ -105,6 +110,11 @@ def files() -> Path:
         _write(folder / "void_um.vtu", x, cells, tags)
         _write(folder / "void_m.vtu", x * 1e-6, cells, tags)
         _write(folder / "void_m.xdmf", x * 1e-6, cells, tags)
+        x, cells, tags = _triangles(folder / "void_axi.msh")
+        _write(folder / "void_axi_m.vtu", x * 1e-6, cells, tags)
+        _write(folder / "void_axi_left.vtu", x - [1.0, 0.0, 0.0], cells, tags)
+        _write(folder / "void_axi_ring.vtu", x + [ANNULUS_INNER * 1e6, 0.0, 0.0], cells, tags)
+        x, cells, tags = _triangles(folder / "void.msh")
         flipped = cells.copy()
         flipped[7] = flipped[7, ::-1]
         _write(folder / "flipped.vtu", x, flipped, tags)
@@ -131,15 +141,18 @@ def from_file(path: Path, **extra) -> RunConfig:
     return RunConfig.model_validate({"geometry": geometry})
 
 
-def measures(md) -> dict[str, float]:
-    """Cell count, region measures and facet measures (interface as an interior facet set)."""
+def measures(md, axisymmetric: bool = False) -> dict[str, float]:
+    """Cell count, region measures and facet measures (interface as an interior facet set);
+    ``axisymmetric``: of the body of revolution (weighted by 2 pi r)."""
     msh = md.mesh
     out = {"cells": msh.topology.index_map(msh.topology.dim).size_global}
-    out.update({n: tagged_measure(msh, md.cell_tags, "dx", t) for n, t in CELL_TAGS.items()})
-    out.update({n: tagged_measure(msh, md.facet_tags, "dS" if n == "interface" else "ds", t)
+    out.update({n: tagged_measure(msh, md.cell_tags, "dx", t, axisymmetric)
+                for n, t in CELL_TAGS.items()})
+    out.update({n: tagged_measure(msh, md.facet_tags, "dS" if n == "interface" else "ds", t,
+                                  axisymmetric)
                 for n, t in FACET_TAGS.items()})
     out["interface_ion"] = tagged_measure(md.ion.mesh, md.ion.facet_tags, "ds",
-                                          FACET_TAGS["interface"])
+                                          FACET_TAGS["interface"], axisymmetric)
     return out
 
 
@@ -230,6 +243,45 @@ def test_tetrahedral_stack(files, name, axis):
         assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-30), key
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("name, scale", [("void_axi.msh", 1e-6), ("void_axi_m.vtu", 1.0)])
+def test_axisymmetric_void_matches_the_builder(files, name, scale):
+    """The builder's axisymmetric void read back: the same cells, 2 pi r-weighted region and
+    facet measures, projected area (the disc pi W^2) and Newton tolerance scale; the flat
+    contact is the disc minus the void's mouth, pi (W^2 - a^2)."""
+    builder = RunConfig.model_validate({"geometry": VOID_AXI})
+    reference = measures(generate(builder), axisymmetric=True)
+    config = from_file(files / name, scale=scale, axisymmetric=True)
+    assert config.axisymmetric
+    width, mouth = VOID["width"], VOID["void_half_width"]
+    assert config.geometry.projected_area == pytest.approx(np.pi * width ** 2, rel=1e-14)
+    assert config.tolerance_scale == pytest.approx(builder.tolerance_scale, rel=1e-14)
+    got = measures(generate(config), axisymmetric=True)
+    assert_same(reference, got)
+    assert got["interface"] == pytest.approx(np.pi * (width ** 2 - mouth ** 2), rel=1e-12)
+
+
+@pytest.mark.mpi
+def test_axisymmetric_section_off_the_axis_is_an_annulus(files):
+    """The void section shifted to ANNULUS_INNER < x: a hollow cylinder. Projected area, current
+    collector and counter face are the annulus pi (R_out^2 - R_in^2); the void is now a ring
+    groove on the inner mantle, so the contact is pi (R_out^2 - (R_in + a)^2)."""
+    config = from_file(files / "void_axi_ring.vtu", scale=1e-6, axisymmetric=True)
+    inner = ANNULUS_INNER
+    outer = inner + VOID["width"]
+    annulus = np.pi * (outer ** 2 - inner ** 2)
+    assert config.geometry.width == pytest.approx(VOID["width"], rel=1e-12)
+    assert config.geometry.projected_area == pytest.approx(annulus, rel=1e-12)
+    got = measures(generate(config), axisymmetric=True)
+    assert got["li_cc"] == pytest.approx(annulus, rel=1e-12)
+    assert got["counter"] == pytest.approx(annulus, rel=1e-12)
+    contact = np.pi * (outer ** 2 - (inner + VOID["void_half_width"]) ** 2)
+    assert got["interface"] == pytest.approx(contact, rel=1e-12)
+    height = VOID["li_thickness"] + VOID["electrolyte_thickness"]
+    mantles = 2 * np.pi * outer * height + 2 * np.pi * inner * (height - VOID["void_depth"])
+    assert got["side"] == pytest.approx(mantles, rel=1e-12)
+
+
 def test_relative_path_is_relative_to_the_config_file(files, tmp_path):
     """tmp_path is per rank: each rank writes its own config."""
     relative = os.path.relpath(files / "void_um.vtu", tmp_path)
@@ -276,6 +328,12 @@ def test_relative_path_is_relative_to_the_config_file(files, tmp_path):
     ("box_z.msh", {"regions": {"li": [7], "electrolyte": [9]}}, "geometry.stacking_axis",
      "on the smallest y (li_cc) are on non-Li cells: set geometry.stacking_axis"),
     ("void.msh", {"stacking_axis": "z"}, "geometry", "stacking_axis: z in a 2D mesh"),
+    ("box_y.msh", {"regions": {"li": [7], "electrolyte": [9]}, "axisymmetric": True},
+     "geometry.axisymmetric", "only for a 2D (triangle) mesh"),
+    ("void_axi.msh", {"axisymmetric": True, "stacking_axis": "x"}, "geometry.axisymmetric",
+     "needs stacking_axis: y, not x"),
+    ("void_axi_left.vtu", {"axisymmetric": True}, "geometry.axisymmetric",
+     "the axis of revolution is x = 0, but"),
 ])
 def test_errors_name_the_key(files, name, extra, key, message):
     """Every rank raises the same ConfigError; nothing is collective in the validation."""
@@ -331,4 +389,32 @@ def test_run_equals_the_builder_run(files, shared_tmp):
     a, b = runs["builder"], runs["file"]
     assert a["cells"] == b["cells"]
     for key in ("V_we", "i_mean", "i_max", "focusing_factor", "contact_fraction"):
+        assert b[key] == pytest.approx(a[key], rel=1e-10), key
+
+
+@pytest.mark.mpi
+def test_axisymmetric_run_equals_the_builder_run(files, shared_tmp):
+    """The axisymmetric void under stack pressure with stress-coupled kinetics (elastic Li on
+    LLZO with its growth band, one step): the same V_we, currents, contact and stresses from
+    the builder's mesh and from its file. The band's width is given: its default, 3
+    interface_mesh_size, is the nominal size in the builder but the mean interface edge of a
+    file (a different band: V_we 1.8e-3 relative apart)."""
+    common = {"materials": {"li": "lithium", "electrolyte": "llzo"},
+              "control": {"current_density": -10.0},
+              "kinetics": {"i0": 51.0, "stress_coupling": "normal_traction"},
+              "mechanics": {"li_law": "elastic", "stack_pressure": 2e6, "sides": "symmetric",
+                            "growth_band": 3 * VOID["interface_mesh_size"]},
+              "time": {"t_end": 1.0, "dt": 1.0},
+              "output": {"fields_every": 0, "checkpoint_every": 0}}
+    runs = {}
+    for label, geometry in (("builder", VOID_AXI), ("file", {
+            "kind": "from_file", "path": str(files / "void_axi_m.vtu"), "regions": REGIONS,
+            "axisymmetric": True})):
+        config = RunConfig.model_validate({"name": label, "geometry": geometry, **common})
+        runs[label] = simulation.run(config, shared_tmp / label)
+    a, b = runs["builder"], runs["file"]
+    assert a["cells"] == b["cells"] and a["steps"] == b["steps"] >= 1
+    stresses = [k for k in a if k.startswith("max_")]
+    assert "max_p_li" in stresses
+    for key in ("V_we", "i_mean", "i_max", "focusing_factor", "contact_fraction", *stresses):
         assert b[key] == pytest.approx(a[key], rel=1e-10), key

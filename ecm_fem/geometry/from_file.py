@@ -17,6 +17,14 @@ the same ``ConfigError``) and cached; ``build`` turns the result into a gmsh dis
 the physical groups of ``tags``, in model units. There is no CAD behind the mesh: with
 ``discretisation.geometry_order: 2`` the cells stay straight-sided, and the lateral sides cannot
 be re-meshed to match (``mechanics.sides: periodic`` fails in mesh generation).
+
+With ``axisymmetric`` a triangle mesh stacked along y is the (r, z) = (x, y) half-section of a
+body of revolution about the axis x = 0 (ecm_fem/axisymmetry.py): no node may lie at x < 0
+(beyond ``BOX_TOL`` of the largest extent; nodes within it count as on the axis). A section
+that starts at x_min > 0 is a hollow cylinder (an annulus x_min < r < x_max): its inner mantle
+x = x_min is a lateral ``side`` like the outer one (no flux; with mechanics the roller u_r = 0
+of ``sides: symmetric``, a rigid core), and the projected area is the annulus
+pi (x_max^2 - x_min^2).
 """
 
 from __future__ import annotations
@@ -203,7 +211,9 @@ class FromFileGeometry(StrictModel):
     paths are relative to the folder of the YAML file (the working directory for a config not
     read from a file). Facets not given in ``boundaries`` are tagged automatically (module
     docstring): Li at the smallest coordinate along ``stacking_axis``, the counter boundary
-    at the largest."""
+    at the largest. With ``axisymmetric`` the 2D section in (r, z) = (x, y) is a body of
+    revolution about x = 0: a disc of radius x_max, or an annulus when the section starts at
+    x_min > 0 (module docstring); every integral then carries 2 pi r."""
 
     kind: Literal["from_file"] = "from_file"
     path: str = Field(description="mesh file (any format meshio reads); relative to the "
@@ -225,6 +235,11 @@ class FromFileGeometry(StrictModel):
         "y", description="coordinate axis pointing from the Li into the electrolyte (li_cc on "
         "the bounding box's smallest plane across it, counter on the largest; default y, the "
         "builders' convention in 2D and 3D)")
+    axisymmetric: bool = Field(
+        False, description="2D (triangle) meshes stacked along y only: the mesh in (r, z) = "
+        "(x, y) [m] is the half-section of a body of revolution about the axis x = 0 (no node "
+        "at x < 0): a cylinder of radius x_max, or a hollow one (inner radius x_min) when the "
+        "section starts at x_min > 0; currents, amounts and areas are those of the whole body")
     _mesh: FileMesh | None = PrivateAttr(None)
 
     @field_validator("path")
@@ -325,6 +340,30 @@ class FromFileGeometry(StrictModel):
                                  f"elements (found: {_few(present, 30)})")
         return value
 
+    @field_validator("axisymmetric")
+    @classmethod
+    def _section_of_a_body_of_revolution(cls, value: bool, info: ValidationInfo) -> bool:
+        raw = _raw_of(info.data.get("path"))
+        if not value or raw is None:
+            return value
+        if raw.dim != 2:
+            raise ValueError("only for a 2D (triangle) mesh, the (r, z) half-section of the "
+                             "body of revolution; this file holds tetrahedra (3D)")
+        axis = info.data.get("stacking_axis")
+        if axis is not None and axis != "y":
+            raise ValueError(f"needs stacking_axis: y, not {axis}: the section is drawn in "
+                             "(r, z) = (x, y), the axis of revolution x = 0 runs along y")
+        x = raw.points[:, 0]
+        beyond = x < -BOX_TOL * float(raw.extent.max())
+        if np.any(beyond):
+            scale = info.data.get("scale")
+            smallest = (f"{x.min() * scale:.4g} m" if scale is not None
+                        else f"{x.min():.4g} file units")
+            raise ValueError(f"the axis of revolution is x = 0, but {int(beyond.sum())} node(s) "
+                             f"of the mesh lie at x < 0 (smallest x: {smallest}); move the "
+                             "section to x >= 0, its axis onto x = 0")
+        return value
+
     @model_validator(mode="after")
     def _assemble(self) -> FromFileGeometry:
         raw = _raw_of(self.path)
@@ -353,14 +392,18 @@ class FromFileGeometry(StrictModel):
 
     @property
     def width(self) -> float:
-        """Lateral size [m] of the bounding box along x (along y if x is the stacking
-        axis)."""
+        """Lateral size [m] of the bounding box along x (along y if x is the stacking axis);
+        axisymmetric: x_max - x_min, the radius of a section on the axis."""
         return float(self._lateral_extents()[0])
 
     @property
     def projected_area(self) -> float:
         """Nominal electrode area [m^2] (per unit depth [m] in 2D): the bounding box across
-        the stacking axis."""
+        the stacking axis; axisymmetric: the disc pi x_max^2 or the annulus
+        pi (x_max^2 - x_min^2)."""
+        if self.axisymmetric:
+            inner = max(float(self.mesh.lower[0]), 0.0)  # nodes within BOX_TOL of the axis
+            return float(np.pi * (self.mesh.upper[0] ** 2 - inner ** 2))
         return float(np.prod(self._lateral_extents()))
 
     @property
