@@ -37,16 +37,53 @@ class InterfacialVoidGeometry(PlanarGeometry):
 
     @model_validator(mode="after")
     def _void_fits(self) -> InterfacialVoidGeometry:
-        if self.void_half_width >= min(self.width, self.cell_depth):
-            raise ValueError(
-                f"void_half_width = {self.void_half_width:g} m must be smaller than width = "
-                f"{self.width:g} m (and depth in 3D; the void would cover the whole interface)")
-        if self.void_depth >= self.li_thickness:
-            raise ValueError(f"void_depth = {self.void_depth:g} m must be smaller than "
-                             f"li_thickness = {self.li_thickness:g} m")
+        check_void_fits(self)
         if self.sei_thickness > 0:
             raise ValueError("sei_thickness: a resolved SEI is not supported with a void yet")
         return self
+
+
+def check_void_fits(g: PlanarGeometry) -> None:
+    """ValueError naming the key when the void of ``g`` (fields void_half_width, void_depth)
+    does not fit the cell."""
+    if g.void_half_width >= min(g.width, g.cell_depth):
+        raise ValueError(
+            f"void_half_width = {g.void_half_width:g} m must be smaller than width = "
+            f"{g.width:g} m (and depth in 3D; the void would cover the whole interface)")
+    if g.void_depth >= g.li_thickness:
+        raise ValueError(f"void_depth = {g.void_depth:g} m must be smaller than "
+                         f"li_thickness = {g.li_thickness:g} m")
+
+
+def cut_void(li: int, a: float, b: float, dim: int) -> list[tuple[int, int]]:
+    """The Li entity ``li`` (model units) less the void at the origin: the ellipse of semi-axes
+    a (x) and b (y) in 2D, the ellipsoid (a, b, a) in 3D."""
+    occ = gmsh.model.occ
+    if dim == 2:
+        void = add_ellipse_disk(a, b)
+    else:
+        void = occ.addSphere(0.0, 0.0, 0.0, 1.0)
+        occ.dilate([(3, void)], 0.0, 0.0, 0.0, a, b, a)
+    li_cut, _ = occ.cut([(dim, li)], [(dim, void)])
+    return li_cut
+
+
+def void_edge(a: float, dim: int, tol: float) -> tuple[list[int], list[int]]:
+    """(points, curves) of the synchronised model where the void's edge meets the interface
+    plane y = 0: the point (a, 0) in 2D, the quarter circle x^2 + z^2 = a^2 in 3D."""
+    if dim == 2:
+        def at_void_edge(point: int) -> bool:
+            x, y, _ = gmsh.model.getValue(0, point, [])
+            return abs(x - a) < tol and abs(y) < tol
+
+        return [p for _, p in gmsh.model.getEntities(0) if at_void_edge(p)], []
+
+    def on_rim(curve: int) -> bool:
+        x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(1, curve)
+        return max(abs(y0), abs(y1)) < tol and abs(x1 - a) < 1e-6 * a and \
+            abs(z1 - a) < 1e-6 * a
+
+    return [], [c for _, c in gmsh.model.getEntities(1) if on_rim(c)]
 
 
 MODEL = InterfacialVoidGeometry
@@ -64,14 +101,10 @@ def build(g: InterfacialVoidGeometry, unit: float) -> None:
     if dim == 2:
         li = occ.addRectangle(0.0, -L_li, 0.0, W, L_li)
         el = occ.addRectangle(0.0, 0.0, 0.0, W, L_e)
-        void = add_ellipse_disk(a, b)
     else:
         li = occ.addBox(0.0, -L_li, 0.0, W, L_li, D)
         el = occ.addBox(0.0, 0.0, 0.0, W, L_e, D)
-        void = occ.addSphere(0.0, 0.0, 0.0, 1.0)
-        occ.dilate([(3, void)], 0.0, 0.0, 0.0, a, b, a)
-    li_cut, _ = occ.cut([(dim, li)], [(dim, void)])
-    occ.fragment(li_cut, [(dim, el)])
+    occ.fragment(cut_void(li, a, b, dim), [(dim, el)])
     occ.synchronize()
 
     tol = 1e-9 * max(W, L_li, L_e)
@@ -84,21 +117,7 @@ def build(g: InterfacialVoidGeometry, unit: float) -> None:
     boundaries["void_surface"] = boundaries.pop("free")
     add_physical_groups(regions, boundaries, dim)
 
-    if dim == 2:
-        def at_void_edge(point: int) -> bool:
-            x, y, _ = gmsh.model.getValue(0, point, [])
-            return abs(x - a) < tol and abs(y) < tol
-
-        edge_points = [p for _, p in gmsh.model.getEntities(0) if at_void_edge(p)]
-        rims = []
-    else:  # the rim is the quarter circle x^2 + z^2 = a^2 on y = 0
-        def on_rim(curve: int) -> bool:
-            x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(1, curve)
-            return max(abs(y0), abs(y1)) < tol and abs(x1 - a) < 1e-6 * a and \
-                abs(z1 - a) < 1e-6 * a
-
-        edge_points = []
-        rims = [([c for _, c in gmsh.model.getEntities(1) if on_rim(c)], h_edge)]
+    edge_points, rim = void_edge(a, dim, tol)
     refine_near(boundaries["interface"] + boundaries["void_surface"], [(edge_points, h_edge)],
-                h_if, h, curve_groups=rims, dim=dim)
+                h_if, h, curve_groups=[(rim, h_edge)] if rim else [], dim=dim)
     gmsh.model.mesh.generate(dim)
