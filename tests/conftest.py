@@ -6,6 +6,7 @@ themselves) are skipped when the suite itself runs under mpirun."""
 from __future__ import annotations
 
 import gc
+import math
 import os
 import shutil
 import subprocess
@@ -137,3 +138,30 @@ def solid_setup(config):
     ec.initial_guess()
     build_solver(ec, config).solve()
     return md, ec, StepSolid(config, md)
+
+
+def resistive_boundaries(geometry: dict, thickness: float, folder: Path,
+                         kappa_gb: float) -> tuple[object, float, float]:
+    """Plating at 10 A/m^2 through a polycrystalline electrolyte (grains: LLZO's 0.04 S/m) of
+    ``thickness`` [m] whose boundaries conduct ``kappa_gb``, with kinetics fast enough (i0 =
+    1e5 A/m^2) that V_we is ohmic up to ~1e-7 V: (config, effective conductivity [S/m], grain
+    conductivity [S/m])."""
+    from ecm_fem import simulation
+    from ecm_fem.config import RunConfig
+    from ecm_fem.constants import thermal_voltage
+
+    i, i0, kappa = -10.0, 1e5, 0.04
+    cfg = RunConfig.model_validate({
+        "geometry": geometry, "control": {"current_density": i},
+        "kinetics": {"i0": i0, "regions": {"gb": {"i0": i0}}},
+        "materials": {"gb": {"base": "llzo", "conductivity": kappa_gb}}})
+    s = simulation.run(cfg, folder)
+    eta = 2 * thermal_voltage(298.15) * math.asinh(i / (2 * i0))
+    return cfg, i * thickness / (s["V_we"] - eta), kappa
+
+
+def wiener_bounds(fraction: float, kappa: float, kappa_minor: float) -> tuple[float, float]:
+    """(harmonic, arithmetic) means of two conductivities, the minor phase taking
+    ``fraction`` of the volume: the bounds of any microstructure's effective conductivity."""
+    return (1 / ((1 - fraction) / kappa + fraction / kappa_minor),
+            (1 - fraction) * kappa + fraction * kappa_minor)

@@ -113,7 +113,6 @@ def test_void_run_focuses_current_and_conserves_charge(shared_tmp):
 
 
 @pytest.mark.parametrize("geometry, message", [
-    ("{kind: polycrystal, dim: 3}", "geometry: Value error|dim"),
     ("{kind: planar, depth: 1.0e-5}", "depth: only for dim: 3"),
     ("{kind: interfacial_void, dim: 3, width: 2.0e-5, depth: 4.0e-6, void_half_width: 5.0e-6}",
      "void_half_width"),
