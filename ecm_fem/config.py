@@ -319,6 +319,10 @@ class Vacancies(StrictModel):
     collector: Literal["equilibrium", "no_flux"] = Field(
         "equilibrium", description="at li_cc: c_v = c_v,eq (an ideal vacancy source and sink) "
         "or no vacancy flux")
+    void_surface: Literal["equilibrium", "no_flux"] = Field(
+        "equilibrium", description="at the Li's free surfaces (void walls, void_surface): "
+        "c_v = c_v,eq (a free surface makes and absorbs vacancies: voids grow by the vacancies "
+        "they take in) or no vacancy flux")
     formation_volume: Annotated[float, Field(ge=0, le=1e-4)] = Field(
         0.0, description="vacancy formation volume Omega_v [m^3/mol] of the drift towards "
         "tension, -div(D_v c_v Omega_v / (R T) grad sigma_h); 0: no drift; > 0 needs mechanics")

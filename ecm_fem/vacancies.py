@@ -77,7 +77,8 @@ class LiVacancies:
             li_mesh, self.li.facet_tags, diffusivity=v.diffusivity,
             equilibrium_concentration=v.equilibrium_concentration,
             molar_volume=v.formation_volume, temperature=config.temperature,
-            collector=v.collector, initial_concentration=v.initial_concentration,
+            collector=v.collector, free_surface=v.void_surface,
+            initial_concentration=v.initial_concentration,
             sigma_h=self.sigma_h, annihilation_scale=v.annihilation_scale,
             linear_solver=config.solver.linear_solver, axisymmetric=config.axisymmetric)
         self.c_v = self.model.c_v

@@ -426,6 +426,36 @@ def test_steady_state_is_accepted():
     vac.destroy()
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("free_surface", ["equilibrium", "no_flux"])
+def test_free_surface_is_a_vacancy_sink(free_surface):
+    """Stripping into a Li slab whose far face is a free surface (void_surface) and which has
+    no collector: held at c_eq (the default), the surface drains the slab to the steady
+    linear profile c_eq + J (y + H) / D (P1 holds it exactly: to the solver tolerance); with
+    free_surface no_flux nothing leaves, and the amount grows by J W dt."""
+    W, H, D, c_eq = 10e-6, 10e-6, 1e-11, 7.0
+    J = D * c_eq / H
+    msh, tags = li_rectangle(MPI.COMM_WORLD, W, H, 8, 8)
+    values = np.where(tags.values == FACET_TAGS["li_cc"], FACET_TAGS["void_surface"],
+                      tags.values).astype(np.int32)
+    tags = dmesh.meshtags(msh, msh.topology.dim - 1, tags.indices, values)
+    vac = VacancyDiffusion(msh, tags, diffusivity=D, equilibrium_concentration=c_eq,
+                           collector="no_flux", free_surface=free_surface)
+    vac.interface_current.x.array[:] = FARADAY * J
+    # held: one backward Euler step this long is the steady solve; no flux: a diffusion time
+    dt = (1e10 if free_surface == "equilibrium" else 1.0) * H**2 / D
+    before = vac.amount()
+    vac.step(dt)
+    y = vac.V.tabulate_dof_coordinates()[:, 1]
+    if free_surface == "equilibrium":
+        exact = c_eq + J / D * (y + H)
+        assert_on_every_rank(msh.comm, np.allclose(vac.c_v.x.array, exact, rtol=1e-9, atol=0),
+                             "the steady linear profile")
+    else:
+        assert vac.amount() - before == pytest.approx(J * W * dt, rel=1e-9)
+    vac.destroy()
+
+
 def test_rejects_bad_parameters():
     msh, tags = li_rectangle(MPI.COMM_WORLD, 1e-6, 1e-6, 2, 2)
     base = {"diffusivity": 1e-12, "equilibrium_concentration": 1.0}

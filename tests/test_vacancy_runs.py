@@ -278,3 +278,26 @@ def test_equilibrium_collector_gives_the_steady_linear_profile(shared_tmp, dim):
                             names=True)
     last = profile[profile["time"] == profile["time"].max()]
     assert np.allclose(last["c_v"], steady, rtol=1e-6)
+
+
+@pytest.mark.mpi
+def test_void_wall_is_a_vacancy_sink(shared_tmp):
+    """Stripping next to an interfacial void: with void_surface equilibrium (the default) the
+    void's edge on the interface holds c_eq and the Li keeps fewer vacancies than with an inert
+    wall (no_flux), whose edge rises like the rest of the interface."""
+    runs = {}
+    for wall in ("equilibrium", "no_flux"):
+        config = planar_config(**{
+            "geometry": {"kind": "interfacial_void", "width": 10e-6, "li_thickness": 10e-6,
+                         "electrolyte_thickness": 10e-6, "void_half_width": 3e-6,
+                         "void_depth": 2e-6, "mesh_size": 3e-6, "interface_mesh_size": 1e-6},
+            "vacancies.void_surface": wall, "vacancies.critical_concentration": None,
+            "time.t_end": 10.0, "time.dt": 2.5})
+        runs[wall] = run_and_wait(config, shared_tmp / wall)
+        profile = np.genfromtxt(shared_tmp / wall / "interface.csv", delimiter=",", names=True)
+        last = profile[profile["time"] == profile["time"].max()]
+        runs[wall]["edge"] = last["c_v"][np.argmin(last["x"])]
+        assert last["x"].min() == pytest.approx(3e-6, rel=1e-12)
+    assert runs["equilibrium"]["edge"] == pytest.approx(C_EQ, rel=1e-12)
+    assert runs["no_flux"]["edge"] > 1.01 * C_EQ
+    assert runs["equilibrium"]["vacancy_amount"] < runs["no_flux"]["vacancy_amount"]

@@ -37,7 +37,13 @@ Jacobian, the UFL derivative of the residual, is exact (d q / d c = -<i_n>- g'(c
 g'(c) = c_eps^2 / (c^2 + c_eps^2)^(3/2)).
 
 Current collector (``li_cc``): c_v = c_v_eq (``collector="equilibrium"``, an ideal vacancy
-sink/source) or J_v.n = 0 (``"no_flux"``). Every other boundary: J_v.n = 0.
+sink/source) or J_v.n = 0 (``"no_flux"``). Free surfaces (``void_surface``: the Li's walls of
+voids): c_v = c_v_eq (``free_surface="equilibrium"``, the default) or J_v.n = 0. A free surface
+is where vacancies are made and absorbed at equilibrium concentration: the sources and sinks of
+Herring's diffusion creep (J. Appl. Phys. 21 (1950) 437) and of the growth of a void by the
+vacancies it absorbs; its curvature term (Gibbs-Thomson, c_v,eq exp(gamma Omega_v kappa / (R T)))
+is left out: 1e-3 relative for a 1 um void radius with gamma = 0.5 J/m^2. Every other boundary:
+J_v.n = 0.
 
 Weak form (backward Euler, c_n the committed state, v the test function):
     int (c - c_n)/dt v dx_m + int D_v grad c . grad v dx_m
@@ -59,8 +65,8 @@ full quadrature (no lumping of P2 has positive weights): accurate, without that 
 
 Conservation: with v = 1 (row sums of the discrete system) the diffusion and drift terms vanish,
 and since int c dx of a P1 field equals its lumped sum, each step satisfies exactly, up to the
-Newton residual, amount(t + dt) - amount(t) = dt (interface_flux() + int s dx_m) (+ the collector
-flux with an equilibrium collector).
+Newton residual, amount(t + dt) - amount(t) = dt (interface_flux() + int s dx_m) (+ the fluxes
+through an equilibrium collector and equilibrium free surfaces).
 
 Newton: the project's ``BlockedNewtonSolver`` (PETSc SNES, option prefix ``ecm_vacancy_``)
 as a reduced-space variational-inequality Newton (``vinewtonrsls``, backtracking) with the bound
@@ -148,9 +154,12 @@ class VacancyDiffusion:
             (0: no drift).
         temperature: T [K].
         collector: ``"equilibrium"`` (c_v = c_v_eq on li_cc) or ``"no_flux"``.
+        free_surface: ``"equilibrium"`` (c_v = c_v_eq on facets tagged void_surface, if
+            any) or ``"no_flux"``.
         initial_concentration: c_v at t = 0 [mol/m^3] (>= 0): a number, or anything
             ``Function.interpolate`` takes (a callable x -> values, a Function or an Expression
-            on ``mesh``); default c_v_eq. An equilibrium collector sets c_v_eq on li_cc.
+            on ``mesh``); default c_v_eq. An equilibrium collector or free surface sets c_v_eq
+            there.
         sigma_h: hydrostatic stress [Pa], a UFL expression or Function on ``mesh`` whose
             gradient is meaningful (continuous: a DG Function is refused; project a cell-wise
             stress onto P1 first). The caller may change its values between steps.
@@ -162,7 +171,8 @@ class VacancyDiffusion:
         petsc_options: extra PETSc options (without the prefix) of the Newton solve. They stay
             in PETSc's global options database under ``prefix``: an instance with other
             options needs its own prefix.
-        interface_tag, collector_tag: facet tag values (default the project's tags).
+        interface_tag, collector_tag, free_surface_tag: facet tag values (default the
+            project's tags).
         prefix: PETSc option prefix.
         axisymmetric: ``mesh`` is an (r, z) section; every integral carries 2 pi r
             (ecm_fem/axisymmetry.py). With P1 the vertex rule then gives the nodes on the axis
@@ -190,6 +200,7 @@ class VacancyDiffusion:
         molar_volume: float = 0.0,
         temperature: float = T_REFERENCE,
         collector: str = "equilibrium",
+        free_surface: str = "equilibrium",
         initial_concentration: float | Callable | fem.Function | fem.Expression | None = None,
         sigma_h: Any = None,
         degree: int = 1,
@@ -199,11 +210,15 @@ class VacancyDiffusion:
         petsc_options: dict[str, Any] | None = None,
         interface_tag: int = FACET_TAGS["interface"],
         collector_tag: int = FACET_TAGS["li_cc"],
+        free_surface_tag: int = FACET_TAGS["void_surface"],
         prefix: str = PREFIX,
         axisymmetric: bool = False,
     ):
         _check_parameters(diffusivity, equilibrium_concentration, molar_volume, temperature,
                           collector, degree, annihilation_scale, linear_solver)
+        if free_surface not in COLLECTORS:
+            raise ValueError(f"vacancy: free_surface must be one of {COLLECTORS}, not "
+                             f"{free_surface!r}")
         if sigma_h is not None and molar_volume == 0.0:
             raise ValueError("vacancy: sigma_h given but molar_volume is 0, so the stress drift "
                              "would be ignored; give the vacancy formation volume [m^3/mol]")
@@ -263,8 +278,11 @@ class VacancyDiffusion:
         self.residual = F
 
         self.bcs: list[fem.DirichletBC] = []
-        if collector == "equilibrium":
-            dofs = fem.locate_dofs_topological(self.V, fdim, collector_facets)
+        held = [collector_facets] if collector == "equilibrium" else []
+        if free_surface == "equilibrium":
+            held.append(facet_tags.find(free_surface_tag))
+        if held:
+            dofs = fem.locate_dofs_topological(self.V, fdim, np.unique(np.concatenate(held)))
             self.bcs.append(fem.dirichletbc(fem.Constant(mesh, self.equilibrium_concentration),
                                             dofs, self.V))
             self.bcs[0].set(self.c_v.x.array)
