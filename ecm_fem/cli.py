@@ -232,7 +232,7 @@ def _mesh(args, comm) -> int:
         md = generate(config, comm, msh_path=args.msh)
     except GeometryError as exc:
         raise ConfigError(str(exc)) from None
-    rep = meshinfo.report(md)
+    rep = meshinfo.report(md, config.axisymmetric)
     _say(comm, f"{args.config}: {config.geometry.kind} geometry\n{rep.format()}", sys.stdout)
     if args.json and comm.rank == 0:
         Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")

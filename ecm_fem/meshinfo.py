@@ -20,6 +20,7 @@ import dolfinx
 import numpy as np
 import ufl
 
+from ecm_fem.axisymmetry import weigh
 from ecm_fem.geometry.tags import CELL_NAMES, FACET_NAMES
 from ecm_fem.mesh import MeshData
 
@@ -29,7 +30,9 @@ POOR_QUALITY = 0.2  # mean-ratio quality below which a cell counts as poorly sha
 @dataclass
 class MeshReport:
     """Global figures of a mesh (the same on every rank). Lengths in m, areas in m^2 (2D:
-    per unit depth) and volumes in m^3; quality is the mean ratio, 1 for equilateral cells."""
+    per unit depth) and volumes in m^3; ``axisymmetric``: the regions' and boundaries'
+    measures are the volumes [m^3] and areas [m^2] of the bodies of revolution of the (r, z)
+    section (2 pi r weighted); quality is the mean ratio, 1 for equilateral cells."""
 
     dim: int
     cells: int
@@ -41,9 +44,11 @@ class MeshReport:
     quality_min: float = 0.0
     quality_mean: float = 0.0
     poor_cells: int = 0  # cells with quality < POOR_QUALITY
+    axisymmetric: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dim": self.dim, "cells": self.cells, "vertices": self.vertices,
+        return {"dim": self.dim, "axisymmetric": self.axisymmetric, "cells": self.cells,
+                "vertices": self.vertices,
                 "regions": {k: {"cells": n, "measure": m} for k, (n, m) in self.regions.items()},
                 "boundaries": {k: {"facets": n, "measure": m}
                                for k, (n, m) in self.boundaries.items()},
@@ -51,8 +56,10 @@ class MeshReport:
                 "quality_mean": self.quality_mean, "poor_cells": self.poor_cells}
 
     def format(self) -> str:
-        unit = {2: ("m^2", "m"), 3: ("m^3", "m^2")}[self.dim]
-        lines = [f"{self.dim}D mesh: {self.cells} cells, {self.vertices} vertices",
+        unit = {2: ("m^2", "m"), 3: ("m^3", "m^2")}[3 if self.axisymmetric else self.dim]
+        kind = ("2D axisymmetric mesh (measures of the body of revolution)"
+                if self.axisymmetric else f"{self.dim}D mesh")
+        lines = [f"{kind}: {self.cells} cells, {self.vertices} vertices",
                  f"  element edges {self.h_min:.3g} .. {self.h_max:.3g} m; shape quality (mean "
                  f"ratio) min {self.quality_min:.3f}, mean {self.quality_mean:.3f}, "
                  f"{self.poor_cells} cells below {POOR_QUALITY}",
@@ -85,17 +92,19 @@ def _shape(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return edges.min(axis=1), edges.max(axis=1), quality
 
 
-def report(md: MeshData) -> MeshReport:
-    """The mesh's figures, computed in parallel (collective)."""
+def report(md: MeshData, axisymmetric: bool = False) -> MeshReport:
+    """The mesh's figures, computed in parallel (collective); ``axisymmetric``: the measures of
+    the body of revolution of the (r, z) section."""
     msh, comm = md.mesh, md.mesh.comm
     tdim, fdim = msh.topology.dim, msh.topology.dim - 1
     n_owned = msh.topology.index_map(tdim).size_local
     out = MeshReport(dim=tdim, cells=msh.topology.index_map(tdim).size_global,
-                     vertices=msh.topology.index_map(0).size_global)
+                     vertices=msh.topology.index_map(0).size_global, axisymmetric=axisymmetric)
     cell_names = _cell_names(md)
 
     def measure(form) -> float:
-        return comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(form)), op=MPI.SUM)
+        return comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(
+            weigh(form, axisymmetric))), op=MPI.SUM)
 
     one = dolfinx.fem.Constant(msh, 1.0)
     dx = ufl.Measure("dx", msh, subdomain_data=md.cell_tags)

@@ -55,6 +55,24 @@ def test_report_is_exact_and_rank_independent(planar):
 
 
 @pytest.mark.mpi
+def test_axisymmetric_report_gives_the_cylinder():
+    """An axisymmetric stack of radius W: the regions are the cylinders pi W^2 L and the
+    boundaries the discs pi W^2 and the mantle 2 pi W (L_li + L_e) (the axis x = 0 has no
+    area); the header says so."""
+    cfg = RunConfig.model_validate({"geometry": {
+        "axisymmetric": True, "width": W, "li_thickness": L_LI, "electrolyte_thickness": L_E,
+        "mesh_size": 4e-6, "interface_mesh_size": 1e-6}})
+    rep = meshinfo.report(generate(cfg), axisymmetric=True)
+    assert rep.regions["li"][1] == pytest.approx(np.pi * W**2 * L_LI, rel=1e-12)
+    assert rep.regions["electrolyte"][1] == pytest.approx(np.pi * W**2 * L_E, rel=1e-12)
+    for name in ("interface", "li_cc", "counter"):
+        assert rep.boundaries[name][1] == pytest.approx(np.pi * W**2, rel=1e-12), name
+    assert rep.boundaries["side"][1] == pytest.approx(2 * np.pi * W * (L_LI + L_E), rel=1e-12)
+    assert rep.format().startswith("2D axisymmetric mesh (measures of the body of revolution)")
+    assert "m^3" in rep.format() and rep.as_dict()["axisymmetric"]
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("suffix", [".vtu", ".msh"])
 def test_export_reads_back_with_every_tag(planar, shared_tmp, suffix):
     import meshio
