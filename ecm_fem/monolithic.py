@@ -325,14 +325,14 @@ class MonolithicStep:
         r_e, r_u, r_j = self._split(out)
         r_e[:] = _values(self._be)
         r_u[:] = _values(self._bu)
-        currents = raw = None
+        currents = None
         if self.growth is not None:
-            raw = self.solid.interface_current_parts(self.ec)
-            currents = rescaled_currents(*raw, self.growth.facets)
+            currents = rescaled_currents(*self.solid.interface_current_parts(self.ec),
+                                         self.growth.facets)
             lo, hi = self._j_range
             r_j[:] = (self.j - currents)[lo:hi]
         b.setArray(out)
-        self._base = {"currents": currents, "raw_currents": raw, "U": self.ec.U_mech.x.array.copy(),
+        self._base = {"currents": currents, "U": self.ec.U_mech.x.array.copy(),
                       "dmu": self.ec.dmu_e.x.array.copy()}
         self._last_x = arr.copy()
 
@@ -414,17 +414,12 @@ class MonolithicStep:
         return True
 
     def _current_increment(self) -> np.ndarray:
-        """Derivative of the (rescaled) growth-driving facet currents along (de, dU, ddmu):
-        c_s = c T / D with D = sum(c L) (L the facet measures), so
-        dc_s = dc T / D + c dT / D - c T dD / D^2."""
-        c, total = self._base["raw_currents"]
+        """Derivative of the (shifted) growth-driving facet currents along (de, dU, ddmu):
+        c_s = c + (T - sum(c L)) / sum(L) (L the facet measures), so
+        dc_s = dc + (dT - sum(dc L)) / sum(L)."""
         dc, dtotal = self.solid.interface_current_parts(self.ec, self._di_n)
         measures = self.growth.facets.measures
-        discrete = float(np.dot(c, measures))
-        if discrete == 0.0:
-            return dc
-        return (dc * total + c * dtotal) / discrete \
-            - c * total * float(np.dot(dc, measures)) / discrete ** 2
+        return dc + (dtotal - float(np.dot(dc, measures))) / float(measures.sum())
 
     def _growth_load(self) -> np.ndarray:
         """dR_u/deps [deps] (owned mechanics rows) for the current deps."""

@@ -36,9 +36,11 @@ chooses the weights w:
   of tests/test_monolithic.py's flaw) the wall pressure differs more, 37 (nearest) against
   25 MPa. Nearest stays the 2D default so that the verified 2D numbers stand.
 
-The facet currents are facet means of i_n (Gauss rule on each facet) rescaled so that their sum
-equals int i_n ds of the electrochemistry, which makes the volume balance exact to solver
-tolerance.
+The facet currents are facet means of i_n (Gauss rule on each facet) shifted by one uniform
+amount so that their sum equals int i_n ds of the electrochemistry, which makes the volume
+balance exact to solver tolerance. A shift, not a factor: at rest (no net current) a factor
+total / sum would be the ratio of two round-off quantities, which scaled the local exchange
+currents of a stress-coupled cell by arbitrary numbers from one Newton iterate to the next.
 """
 
 from __future__ import annotations
@@ -212,10 +214,10 @@ class FacetCurrents:
 
 def rescaled_currents(currents: np.ndarray, total: float, facets: InterfaceFacets
                       ) -> np.ndarray:
-    """Facet currents scaled so that sum(currents * measures) equals ``total`` [A/m; A when
-    axisymmetric]."""
-    discrete = float(np.dot(currents, facets.measures))
-    return currents * (total / discrete) if discrete != 0.0 else currents
+    """Facet currents shifted uniformly so that sum(currents * measures) equals ``total``
+    [A/m; A when axisymmetric] (module docstring)."""
+    measures = facets.measures
+    return currents + (total - float(np.dot(currents, measures))) / float(measures.sum())
 
 
 # the least weight of a facet's own Li cell (its vertices, in the balanced band), so that no
@@ -819,7 +821,7 @@ class StepSolid:
         self._currents: dict[tuple[int, int], tuple[FacetCurrents, fem.Form]] = {}
 
     def interface_currents(self, ec: CurrentDistribution) -> np.ndarray:
-        """The facet currents that drive the growth [A/m^2], rescaled so that their sum equals
+        """The facet currents that drive the growth [A/m^2], shifted so that their sum equals
         int i_n ds of ``ec`` (exact plated volume; see the module docstring)."""
         return rescaled_currents(*self.interface_current_parts(ec), self.problem.growth.facets)
 
