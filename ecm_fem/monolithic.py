@@ -24,7 +24,8 @@ Newton converges quadratically:
   map, which is affine in the cell stresses (applied at base + s * dsigma and differenced, exact
   for any s), then the UFL derivative of the kinetics residual with respect to U_mech, dmu_e;
 * dR_j/dx_e, dR_j/du: the facet means of the UFL derivative of i_n along (de, dU_mech, ddmu_e)
-  and the derivative of the rescaling of the facet currents.
+  and the derivative of the uniform shift of the facet currents
+  (solid.charge_balanced_currents).
 Only the diagonal blocks are assembled. The Krylov method is GMRES, preconditioned by block
 elimination (``precondition``): u depends on j only, x_e on u and j, so for given j the
 mechanics and then the current distribution are solved with their own Krylov solvers and
@@ -82,7 +83,7 @@ import ufl
 from dolfinx import fem
 
 from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult, advance_followers
-from ecm_fem.solid import rescaled_currents
+from ecm_fem.solid import charge_balanced_currents
 from ecm_fem.solver import (
     _SNES_REASONS,
     BlockedNewtonSolver,
@@ -327,8 +328,8 @@ class MonolithicStep:
         r_u[:] = _values(self._bu)
         currents = None
         if self.growth is not None:
-            currents = rescaled_currents(*self.solid.interface_current_parts(self.ec),
-                                         self.growth.facets)
+            currents = charge_balanced_currents(
+                *self.solid.interface_current_parts(self.ec), self.growth.facets)
             lo, hi = self._j_range
             r_j[:] = (self.j - currents)[lo:hi]
         b.setArray(out)

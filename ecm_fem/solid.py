@@ -212,8 +212,8 @@ class FacetCurrents:
         return out
 
 
-def rescaled_currents(currents: np.ndarray, total: float, facets: InterfaceFacets
-                      ) -> np.ndarray:
+def charge_balanced_currents(currents: np.ndarray, total: float, facets: InterfaceFacets
+                             ) -> np.ndarray:
     """Facet currents shifted uniformly so that sum(currents * measures) equals ``total``
     [A/m; A when axisymmetric] (module docstring)."""
     measures = facets.measures
@@ -823,7 +823,8 @@ class StepSolid:
     def interface_currents(self, ec: CurrentDistribution) -> np.ndarray:
         """The facet currents that drive the growth [A/m^2], shifted so that their sum equals
         int i_n ds of ``ec`` (exact plated volume; see the module docstring)."""
-        return rescaled_currents(*self.interface_current_parts(ec), self.problem.growth.facets)
+        return charge_balanced_currents(*self.interface_current_parts(ec),
+                                        self.problem.growth.facets)
 
     def interface_current_parts(self, ec: CurrentDistribution,
                                 expression: Any = None) -> tuple[np.ndarray, float]:

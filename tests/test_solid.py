@@ -28,7 +28,7 @@ from ecm_fem.config import ConfigError, RunConfig, config_from_text
 from ecm_fem.constants import FARADAY
 from ecm_fem.geometry.tags import CELL_TAGS, FACET_TAGS
 from ecm_fem.simulation import build_solver
-from ecm_fem.solid import StepSolid, cell_volumes, rescaled_currents
+from ecm_fem.solid import StepSolid, cell_volumes, charge_balanced_currents
 
 P_STACK = 1e6
 L_LI, L_E, W = 10e-6, 20e-6, 10e-6
@@ -367,9 +367,9 @@ def test_growth_currents_are_shifted_to_the_total_even_at_rest():
 
     facets = SimpleNamespace(measures=np.array([1.0, 2.0, 1.0]))
     exchange = np.array([3.0, -1.0, -1.0 + 1e-13])  # sum(c L) = 1e-13: rest, round-off
-    shifted = rescaled_currents(exchange, 0.0, facets)
+    shifted = charge_balanced_currents(exchange, 0.0, facets)
     assert np.dot(shifted, facets.measures) == pytest.approx(0.0, abs=1e-15)
     assert np.allclose(shifted, exchange, rtol=0, atol=1e-13)
     plating = np.array([-9.0, -10.0, -11.0])
     total = float(np.dot(plating, facets.measures)) * (1 + 1e-15)
-    assert np.allclose(rescaled_currents(plating, total, facets), plating, rtol=1e-14)
+    assert np.allclose(charge_balanced_currents(plating, total, facets), plating, rtol=1e-14)

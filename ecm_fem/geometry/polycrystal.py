@@ -373,14 +373,20 @@ def _add_polygon(polygon: np.ndarray) -> int:
 def _add_polyhedron(faces: Polyhedron, tol: float) -> int:
     """OCC volume bounded by the planar ``faces`` (points and edges shared between faces)."""
     occ = gmsh.model.occ
-    points: dict[tuple[int, ...], int] = {}
+    coordinates: list[np.ndarray] = []
+    point_tags: list[int] = []
     lines: dict[tuple[int, int], int] = {}
 
     def point(x: np.ndarray) -> int:
-        key = tuple(np.round(x / tol).astype(np.int64))
-        if key not in points:
-            points[key] = occ.addPoint(*x)
-        return points[key]
+        """The point at x: a vertex of several faces, computed once per face, differs by
+        round-off between them (matched within ``tol``, not by rounding to a grid, whose cell
+        boundaries could split one vertex in two)."""
+        for y, tag in zip(coordinates, point_tags, strict=True):
+            if np.linalg.norm(x - y) <= tol:
+                return tag
+        coordinates.append(x)
+        point_tags.append(occ.addPoint(*x))
+        return point_tags[-1]
 
     surfaces = []
     for f in faces:
