@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mpi4py import MPI
@@ -109,6 +110,22 @@ def _values(v: PETSc.Vec) -> np.ndarray:
     """A copy of a vector's owned values (no array view outlives the call: a view kept by an
     exception's traceback would leave the vector locked)."""
     return v.getArray(readonly=True).copy()
+
+
+@dataclass
+class EliminationEffort:
+    """The mechanics' Newton and Krylov iterations summed over a step's nonlinear
+    eliminations, and the most Newton iterations of one (which the step control reads like a
+    staggered scheme's hardest solve)."""
+
+    newton: int = 0
+    krylov: int = 0
+    hardest: int = 0
+
+    def add(self, report: SolveReport) -> None:
+        self.newton += report.newton_its
+        self.krylov += report.krylov_its
+        self.hardest = max(self.hardest, report.newton_its)
 
 
 class MonolithicStep:
@@ -171,9 +188,7 @@ class MonolithicStep:
         self._schur: tuple[np.ndarray, np.ndarray] | None = None
         self._response: tuple[np.ndarray, float] | None = None  # (G, dt of G)
         self._stress_coupled = any(f is not None for f in self._dFe_dU)
-        # the mechanics' Newton and Krylov iterations in a step's elimination, and the most
-        # Newton iterations of one elimination (for the step control, like a staggered solve)
-        self.elimination = [0, 0, 0]
+        self.elimination = EliminationEffort()
 
     # -- set-up
     def _coupling_forms(self) -> None:
@@ -606,7 +621,7 @@ class MonolithicStep:
         self._last_x = None
         self._report = SolveReport(False, "", 0, 0)
         self._failure = ""
-        self.elimination = [0, 0, 0]
+        self.elimination = EliminationEffort()
         failure = ""
         try:
             self.snes.solve(None, self.x)
@@ -641,8 +656,36 @@ class MonolithicStep:
         rep.krylov_its = self.snes.getLinearSolveIterations()
         mech = rep
         if self._npc is not None:  # the mechanics' own Newton effort in the elimination
-            mech = SolveReport(True, rep.reason, *self.elimination[:2])
-        return StepResult(True, "", [rep, mech], 1, max(rep.newton_its, self.elimination[2]))
+            mech = SolveReport(True, rep.reason, self.elimination.newton,
+                               self.elimination.krylov)
+        return StepResult(True, "", [rep, mech], 1,
+                          max(rep.newton_its, self.elimination.hardest))
+
+    def eliminate_mechanics(self, snes: PETSc.SNES, x: PETSc.Vec) -> None:
+        """The nonlinear elimination (module docstring), the work of the preconditioner
+        ``snes``: u of ``x`` solved for the growth currents of ``x``, and the coupled residual
+        there into ``snes``'s function vector (where newtonls reads it, SNESGetNPCFunction)."""
+        arr = _values(x)
+        _, x_u, x_j = self._split(arr)
+        if self.growth is not None:
+            self.j = self._gather_j(x_j)
+            self.growth.advance(self.j, self.dt)
+        self._xu.setArray(x_u)
+        self.mech_solver.read(self._xu)
+        try:
+            rep = self.mech_solver.solve()
+        except (SolverError, PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
+            self._failure = f"nonlinear elimination of the mechanics: {exc}"
+            snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
+            return
+        self.elimination.add(rep)
+        log.debug("  nonlinear elimination: mechanics newton %d", rep.newton_its)
+        self.mech_solver.write(self._xu)
+        x_u[:] = _values(self._xu)
+        x.setArray(arr)
+        self._last_x = None
+        self._residual(snes, x, snes.getFunction()[0])
+        snes.setConvergedReason(PETSc.SNES.ConvergedReason.CONVERGED_ITS)
 
     def destroy(self) -> None:
         if self._npc is not None:
@@ -680,29 +723,4 @@ class _MechanicsElimination:
         self.step = step
 
     def solve(self, snes: PETSc.SNES, b: PETSc.Vec, x: PETSc.Vec) -> None:
-        """u of ``x`` solved for the growth currents of ``x``, and the coupled residual there
-        into this SNES's function vector (where newtonls reads it, SNESGetNPCFunction)."""
-        st = self.step
-        arr = _values(x)
-        n_e, n_u, _ = st.n
-        if st.growth is not None:
-            st.j = st._gather_j(arr[n_e + n_u:])
-            st.growth.advance(st.j, st.dt)
-        st._xu.setArray(arr[n_e: n_e + n_u])
-        st.mech_solver.read(st._xu)
-        try:
-            rep = st.mech_solver.solve()
-        except (SolverError, PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
-            st._failure = f"nonlinear elimination of the mechanics: {exc}"
-            snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
-            return
-        st.elimination[0] += rep.newton_its
-        st.elimination[1] += rep.krylov_its
-        st.elimination[2] = max(st.elimination[2], rep.newton_its)
-        log.debug("  nonlinear elimination: mechanics newton %d", rep.newton_its)
-        st.mech_solver.write(st._xu)
-        arr[n_e: n_e + n_u] = _values(st._xu)
-        x.setArray(arr)
-        st._last_x = None
-        st._residual(snes, x, snes.getFunction()[0])  # SNESGetNPCFunction reads it
-        snes.setConvergedReason(PETSc.SNES.ConvergedReason.CONVERGED_ITS)
+        self.step.eliminate_mechanics(snes, x)
