@@ -9,7 +9,7 @@
 * Mechanics from kinetics: the interface current drives the growth eigenstrain of the Li band.
 
 Both act within the step (backward Euler). This module holds what both coupling schemes use
-(the stress map, the step result, the followers) and the staggered scheme
+(the stress map, the step result) and the staggered scheme
 (mechanics.coupling.scheme: staggered; the default, monolithic, is in monolithic.py). In it
 the mechanics and the current distribution are solved in turn until the interface current
 that drives the growth equals, to ``mechanics.coupling.rtol``, the current that the kinetics
@@ -25,9 +25,8 @@ converged; otherwise every state goes back to the start of the step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mpi4py import MPI
 
@@ -46,6 +45,7 @@ from ecm_fem.mesh import (
 )
 from ecm_fem.physics.stress_coupling import InterfaceStress, interface_stress_from_tensors
 from ecm_fem.solver import BlockedNewtonSolver, SolveReport, SolverError
+from ecm_fem.vacancy_newton import CurrentVacancyNewton
 
 if TYPE_CHECKING:
     from dolfinx import mesh as dmesh
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ecm_fem.config import RunConfig
     from ecm_fem.problem import CurrentDistribution
     from ecm_fem.solid import StepSolid, StressFields
+    from ecm_fem.vacancies import LiVacancies
 
 log = logging.getLogger("ecm_fem")
 
@@ -226,21 +227,6 @@ class StepResult:
     hardest: int = 0
 
 
-def advance_followers(followers: Sequence[Any], dt: float) -> str:
-    """Step the fields that follow the step's solution without acting back on it
-    (vacancies.LiVacancies: ``name``, ``advance(dt)``, ``commit()``, ``rollback()``) once the
-    step's solve has converged and before it is committed. Returns "" or the reason of a
-    failure, after which every follower is back at its committed state."""
-    for follower in followers:
-        try:
-            follower.advance(dt)
-        except (SolverError, RuntimeError) as exc:
-            for f in followers:
-                f.rollback()
-            return f"{follower.name}: {exc}"
-    return ""
-
-
 def _total(reports: list[SolveReport]) -> SolveReport:
     return SolveReport(True, reports[-1].reason, sum(r.newton_its for r in reports),
                        sum(r.krylov_its for r in reports))
@@ -248,13 +234,17 @@ def _total(reports: list[SolveReport]) -> SolveReport:
 
 class CoupledStep:
     """Solves one time step of the current distribution ``ec`` (with its ``solver``) and, when
-    given, the mechanics ``solid``, coupled as described in the module docstring, then the
-    ``followers`` (``advance_followers``)."""
+    given, the mechanics ``solid``, coupled as described in the module docstring. With
+    ``vacancies`` every current-distribution solve is the Newton method of the current and c_v
+    together (vacancy_newton.CurrentVacancyNewton), c_v's drift reading the stress of the last
+    mechanics solve."""
 
     def __init__(self, config: RunConfig, ec: CurrentDistribution, solver: BlockedNewtonSolver,
-                 solid: StepSolid | None, followers: Sequence[Any] = ()):
-        self.ec, self.solver, self.solid = ec, solver, solid
-        self.followers = list(followers)
+                 solid: StepSolid | None, vacancies: LiVacancies | None = None):
+        self.ec, self.solid, self.vacancies = ec, solid, vacancies
+        self._joint = CurrentVacancyNewton(config, ec, solver, vacancies) \
+            if vacancies is not None else None
+        self.solver: BlockedNewtonSolver | CurrentVacancyNewton = self._joint or solver
         # with mechanics the map always runs: interface.csv reports its stresses
         self.stress_map = InterfaceStressMap(ec, solid.problem.mesh, solid.problem.cell_tag,
                                              solid.problem.nu) if solid is not None else None
@@ -267,7 +257,10 @@ class CoupledStep:
         self._stage = ""
 
     def destroy(self) -> None:
-        """Nothing of its own to free (the solvers belong to the caller)."""
+        """Free the joint Newton method of the vacancies (the other solvers belong to the
+        caller)."""
+        if self._joint is not None:
+            self._joint.destroy()
 
     def initial_state(self) -> None:
         """The interface stresses before the first step (the committed state at t = 0)."""
@@ -281,6 +274,9 @@ class CoupledStep:
         saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = solid.problem.u.x.array.copy() if solid is not None else None
         ec.set_time(t, dt)
+        vac = self.vacancies
+        if vac is not None:
+            vac.start_step(dt)
         ec_reports: list[SolveReport] = []
         mech_reports: list[SolveReport] = []
         failure = ""
@@ -288,17 +284,18 @@ class CoupledStep:
             its = self._iterate(dt, ec_reports, mech_reports)
         except (SolverError, RuntimeError) as exc:
             failure = f"{self._stage}: {exc}"
-        failure = failure or advance_followers(self.followers, dt)
         if failure:
             saved.restore()
             if solid is not None and u_backup is not None:
                 solid.restore(u_backup)
+            if vac is not None:
+                vac.rollback()
             return StepResult(False, failure)
         ec.commit()
         if solid is not None:
             solid.commit()
-        for follower in self.followers:
-            follower.commit()
+        if vac is not None:
+            vac.commit()
         reports = [_total(ec_reports)] + ([_total(mech_reports)] if mech_reports else [])
         hardest = max(r.newton_its for r in ec_reports + mech_reports)
         return StepResult(True, "", reports, its, hardest)
@@ -309,7 +306,7 @@ class CoupledStep:
         ec, solid, stress_map = self.ec, self.solid, self.stress_map
 
         def solve_ec() -> None:
-            self._stage = "current distribution"
+            self._stage = "current distribution" + (" and vacancies" if self._joint else "")
             ec_reports.append(self.solver.solve())
 
         def solve_mechanics(current: np.ndarray | None) -> None:
@@ -331,6 +328,8 @@ class CoupledStep:
         if not self.feedback:  # the kinetics do not feel the stresses: one pass
             solve_mechanics(current)
             stress_map.update(solid.stress)
+            if self.vacancies is not None and self.vacancies.sigma_h is not None:
+                solve_ec()  # c_v's drift for the new stress (the current is converged)
             return 1
         # interface quasi-Newton with a least-squares Jacobian (IQN-ILS, module docstring)
         d_returned: list[np.ndarray] = []

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 HISTORY_COLUMNS = ["step", "time", "dt", "V_we", "V_cell", "i_app", "i_mean", "i_max",
                    "focusing_factor", "asr", "contact_fraction", "newton_its", "krylov_its"]
 TRANSPORT_COLUMNS = ["c_min_interface", "c_max_interface", "salt_amount"]
-VACANCY_COLUMNS = ["c_v_interface_max", "vacancy_amount", "newton_its_vacancy"]
+VACANCY_COLUMNS = ["c_v_interface_max", "vacancy_amount", "vacancies_absorbed_void",
+                   "vacancies_absorbed_collector", "vacancies_injected", "newton_its_vacancy"]
 MECHANICS_COLUMNS = ["max_vm_electrolyte", "max_p_li", "max_creep_strain_li",
                      "newton_its_mech", "krylov_its_mech", "coupling_its"]
 INTERFACE_COLUMNS = ["time", "x", "y", "z", "i_n", "eta", "U_mech", "dmu_e", "eta_ct",

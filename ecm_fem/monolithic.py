@@ -11,7 +11,9 @@ Unknowns and residuals (backward Euler over the step dt):
   the residual R_j = j - i_facets(x_e, U_mech), the facet currents of the kinetics. Without j
   as an unknown the residual would not be a function of (x_e, u): the stresses depend on the
   growth, the growth on the currents, the currents on the stresses. The facets are owned in
-  contiguous ranges of the global facet table.
+  contiguous ranges of the global facet table;
+* with a ``vacancies`` section, c_v on the Li with the residual of physics.vacancy, which reads
+  the interface current i_n(x_e, U_mech, dmu_e) and the Li's hydrostatic stress.
 
 Jacobian. Its action is exact (to round-off), so GMRES can converge to any tolerance and
 Newton converges quadratically:
@@ -25,14 +27,21 @@ Newton converges quadratically:
   for any s), then the UFL derivative of the kinetics residual with respect to U_mech, dmu_e;
 * dR_j/dx_e, dR_j/du: the facet means of the UFL derivative of i_n along (de, dU_mech, ddmu_e)
   and the derivative of the uniform shift of the facet currents
-  (solid.charge_balanced_currents).
+  (solid.charge_balanced_currents);
+* dR_v/d(x_e, u, j): the derivative of the vacancy residual along the interface-current change
+  of the same di_n (evaluated at the interface vertices) and, with the drift, along the
+  pressure increment of the Li cells from the same stress increment
+  (vacancies.LiVacancies.coupling_load). c_v acts on nothing else: its column is empty but
+  for dR_v/dc_v.
 Only the diagonal blocks are assembled. The Krylov method is GMRES, preconditioned by block
 elimination (``precondition``): u depends on j only, x_e on u and j, so for given j the
 mechanics and then the current distribution are solved with their own Krylov solvers and
 preconditioners (options ecm_mech_ and ecm_, AMG or LU), and j comes from the dense Schur
 complement S = I - G on the growth currents, G[:, k] the facet-current response to a unit
 growth current on facet k (one mechanics and one potential solve per facet).
-With exact inner solves this is J^-1 and GMRES takes 1-2 iterations. G costs one solve pair per
+c_v comes last, from its own block (BoomerAMG or LU) with the right-hand side less the coupling
+along the other fields' corrections. With exact inner solves this is J^-1 and GMRES takes 1-2
+iterations. G costs one solve pair per
 interface facet, so S starts as I (exact without stress coupling, where G = 0; with weak
 coupling GMRES then takes a few iterations, each one solve pair), and G is built only when a
 linear solve took more than SCHUR_LAG_KSP_ITS iterations, then lagged: only the
@@ -59,19 +68,21 @@ flaw it converges in 5 iterations at 5 s steps, quadratically at the end.
 This is nonlinear elimination (Lanzkron, Rose and Wilkes, SIAM J. Sci. Comput. 17 (1996)
 1163) composed with Newton as in Brune, Knepley, Smith and Tu, SIAM Rev. 57 (2015) 535. The
 answer is the same: the outer convergence test reads every field, u included, at the iterate.
+With vacancies the same preconditioner then eliminates c_v with the bounded Newton method of
+physics.vacancy (c_v >= 0, which plain Newton steps do not keep; vacancy_newton.py), with or
+without the mechanics' elimination.
 
 The residual rows are scaled (1 / (i0 A) for the current distribution, 1 / (p A) for the
 mechanics, 1 / i0 for j; A the projected area, the width in plane strain) so that the line
 search weighs the fields alike; the convergence test is per field and unscaled: each field's
 residual below its own solver's tolerances (solver.rtol/atol, mechanics.rtol and an absolute
-force tolerance) and every facet current within mechanics.coupling.rtol of the kinetics'
-current, as in the staggered scheme.
+force tolerance), c_v's below physics.vacancy's, and every facet current within
+mechanics.coupling.rtol of the kinetics' current, as in the staggered scheme.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,21 +94,26 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
-from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult, advance_followers
+from ecm_fem.coupling import InterfaceStressMap, SavedValues, StepResult
+from ecm_fem.physics.vacancy import NEWTON_RTOL
 from ecm_fem.solid import charge_balanced_currents
 from ecm_fem.solver import (
     _SNES_REASONS,
     BlockedNewtonSolver,
+    PythonCallbacks,
     SolveReport,
     SolverError,
     default_options,
     set_options,
+    solve_with_own_ksp,
 )
+from ecm_fem.vacancy_newton import current_derivative
 
 if TYPE_CHECKING:
     from ecm_fem.config import RunConfig
     from ecm_fem.problem import CurrentDistribution
     from ecm_fem.solid import StepSolid
+    from ecm_fem.vacancies import LiVacancies
 
 log = logging.getLogger("ecm_fem")
 
@@ -131,22 +147,23 @@ class EliminationEffort:
 class MonolithicStep:
     """One time step of ``ec`` (with its Newton solver ``ec_solver``) and the mechanics
     ``solid``, solved by the monolithic Newton method of the module docstring. Same interface
-    as ``coupling.CoupledStep``: ``initial_state()`` then ``attempt(t, dt)`` per step, with
-    the ``followers`` stepped after the coupled solve (``coupling.advance_followers``)."""
+    as ``coupling.CoupledStep``: ``initial_state()`` then ``attempt(t, dt)`` per step. With
+    ``vacancies`` c_v is one more block of the Newton method (module docstring)."""
 
     def __init__(self, config: RunConfig, ec: CurrentDistribution,
                  ec_solver: BlockedNewtonSolver, solid: StepSolid,
-                 followers: Sequence[Any] = ()):
+                 vacancies: LiVacancies | None = None):
         m = config.mechanics
         assert m is not None
         self.config = config
         self.ec, self.ec_solver, self.solid = ec, ec_solver, solid
-        self.followers = list(followers)
+        self.vac = vacancies
         self.mech = solid.problem
         self.mech_solver = solid.solver
         self.growth = self.mech.growth
         self.stress_map = InterfaceStressMap(ec, self.mech.mesh, self.mech.cell_tag, self.mech.nu)
         self.rtol_current = m.coupling.rtol
+        self.eliminates_mechanics = m.coupling.nonlinear_elimination
         self.i0 = config.kinetics.i0
         self.dt = 0.0
         comm = ec.mesh.comm
@@ -158,8 +175,9 @@ class MonolithicStep:
         counts = [n_f // comm.size + (r < n_f % comm.size) for r in range(comm.size)]
         self._j_range = (sum(counts[: comm.rank]), sum(counts[: comm.rank + 1]))
         n_j = counts[comm.rank]
-        self.n = (n_e, n_u, n_j)
-        self.x = PETSc.Vec().createMPI((n_e + n_u + n_j, PETSc.DECIDE), comm=comm)
+        n_v = vacancies.n_owned if vacancies is not None else 0
+        self.n = (n_e, n_u, n_j, n_v)
+        self.x = PETSc.Vec().createMPI((n_e + n_u + n_j + n_v, PETSc.DECIDE), comm=comm)
         self.b = self.x.duplicate()
         self.j = np.zeros(n_f)  # the growth currents, the same on every rank
 
@@ -170,7 +188,7 @@ class MonolithicStep:
         scale = self.row_scale.array
         scale[:n_e] = 1.0 / (self.i0 * area)
         scale[n_e: n_e + n_u] = 1.0 / (p_ref * area)
-        scale[n_e + n_u:] = 1.0 / self.i0
+        scale[n_e + n_u: n_e + n_u + n_j] = 1.0 / self.i0  # c_v's rows: per step (attempt)
         self.tolerances = {"ec": (config.solver.rtol, config.solver.atol * config.tolerance_scale),
                            "u": (m.rtol, 1e-10 * p_ref * area)}
 
@@ -180,7 +198,7 @@ class MonolithicStep:
         self._base: dict[str, Any] = {}
         self._last_x: np.ndarray | None = None
         self._coupling_forms()
-        self._fields = self._field_sets(n_e, n_u, n_j)
+        self._fields = self._field_sets(n_e, n_u, n_j, n_v)
         self._build_snes(config)
         self._report: SolveReport | None = None
         self._reference: dict[str, float] = {}
@@ -207,23 +225,25 @@ class MonolithicStep:
         self._dFe_dU = forms
         self.deps = None
         self._dFu_deps = None
+        di_n = current_derivative(ec, self.de, ufl.derivative(ec.i_n, ec.U_mech, self.dU)
+                                  + ufl.derivative(ec.i_n, ec.dmu_e, self.ddmu))
         if self.growth is not None:
             self.deps = fem.Function(self.growth.eps_g.function_space, name="d_growth_strain")
             d = ufl.algorithms.expand_derivatives(
                 ufl.derivative(p.residual, self.growth.eps_g, self.deps))
             self._dFu_deps = fem.form(d)
-            di = ufl.derivative(ec.i_n, ec.U_mech, self.dU) \
-                + ufl.derivative(ec.i_n, ec.dmu_e, self.ddmu)
-            for u, du in zip(ec.unknowns, self.de, strict=True):
-                di += ufl.derivative(ec.i_n, u, du)
-            self._di_n = ufl.algorithms.expand_derivatives(di)
+            self._di_n = di_n
+        if self.vac is not None:
+            self.vac.linearise(di_n)
         self._dsigma_form = self.solid.stress.increment_form(self.du, self.deps)
 
-    def _field_sets(self, n_e: int, n_u: int, n_j: int) -> list[tuple[str, PETSc.IS]]:
+    def _field_sets(self, n_e: int, n_u: int, n_j: int, n_v: int
+                    ) -> list[tuple[str, PETSc.IS]]:
         start = self.x.getOwnershipRange()[0]
         names = [*self.ec_solver.names, "u"] + (["i_growth"] if self.growth is not None
-                                                else [])
-        sizes = [*self.ec_solver._sizes, n_u] + ([n_j] if self.growth is not None else [])
+                                                else []) + (["c_v"] if self.vac else [])
+        sizes = [*self.ec_solver._sizes, n_u] + ([n_j] if self.growth is not None else []) \
+            + ([n_v] if self.vac else [])
         out, offset = [], start
         for name, size in zip(names, sizes, strict=True):
             out.append((name, PETSc.IS().createStride(size, first=offset, step=1,
@@ -255,13 +275,15 @@ class MonolithicStep:
                 opts["fieldsplit_u_pc_factor_mat_solver_type"] = "mumps"
         if m.coupling.nonlinear_elimination:
             opts["snes_linesearch_type"] = "basic"  # module docstring
+        if self.vac is not None:  # as in vacancy_newton.py
+            opts["snes_max_fail"] = m.coupling.max_iterations
         opts.update(user)
         set_options(PREFIX, opts)
 
         comm = self.comm
         A_e = self.ec_solver.A
         A_u = self.mech_solver.A
-        blocks: list[list[PETSc.Mat | None]] = [[A_e, None], [None, A_u]]
+        diagonal: list[PETSc.Mat] = [A_e, A_u]
         if self.growth is not None:
             n_j = self.n[2]
             eye = PETSc.Mat().createAIJ(((n_j, PETSc.DECIDE), (n_j, PETSc.DECIDE)), nnz=1,
@@ -272,14 +294,19 @@ class MonolithicStep:
             eye.setDiagonal(ones)
             eye.assemble()
             self._eye = eye
-            blocks = [[A_e, None, None], [None, A_u, None], [None, None, eye]]
+            diagonal.append(eye)
         self.ec_solver.assemble_jacobian()  # the sparsity of P
         self.mech.pre_residual()
         self.mech_solver.assemble_jacobian()
+        if self.vac is not None:
+            self.vac.assemble_jacobian()
+            diagonal.append(self.vac.model.jacobian)
+        blocks = [[A if i == k else None for k in range(len(diagonal))]
+                  for i, A in enumerate(diagonal)]
         self._nest = PETSc.Mat().createNest(blocks, comm=comm)
         self.P = self._nest.convert("aij")
         size = (self.x.getLocalSize(), self.x.getSize())
-        self.J = PETSc.Mat().createPython((size, size), context=_PetscContext(self),
+        self.J = PETSc.Mat().createPython((size, size), context=PythonCallbacks(self),
                                           comm=comm)
         self.J.setUp()
 
@@ -292,7 +319,7 @@ class MonolithicStep:
         pc = ksp.getPC()
         pc.setOptionsPrefix(PREFIX)
         pc.setType(PETSc.PC.Type.PYTHON)
-        pc.setPythonContext(_PetscContext(self))
+        pc.setPythonContext(PythonCallbacks(self))
         snes.setFromOptions()
         if pc.getType() == PETSc.PC.Type.FIELDSPLIT:
             pc.setFieldSplitIS(*self._fields)
@@ -301,11 +328,11 @@ class MonolithicStep:
                     iset.compose("nearnullspace", self.mech.near_nullspace)
         snes.setConvergenceTest(self._converged)
         self._npc: PETSc.SNES | None = None
-        if m.coupling.nonlinear_elimination:
+        if m.coupling.nonlinear_elimination or self.vac is not None:
             npc = PETSc.SNES().create(comm)
             npc.setOptionsPrefix(PREFIX + "npc_")
             npc.setType(PETSc.SNES.Type.PYTHON)
-            npc.setPythonContext(_MechanicsElimination(self))
+            npc.setPythonContext(PythonCallbacks(self))
             npc.setFunction(self._residual, self.b.duplicate())
             snes.setNPC(npc)
             snes.setNPCSide(PETSc.PC.Side.RIGHT)
@@ -313,9 +340,12 @@ class MonolithicStep:
         self.snes = snes
 
     # -- the coupled residual
-    def _split(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n_e, n_u, _ = self.n
-        return arr[:n_e], arr[n_e: n_e + n_u], arr[n_e + n_u:]
+    def _split(self, arr: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x_e, x_u, x_j, c_v) of a vector's owned values."""
+        n_e, n_u, n_j, _ = self.n
+        ends = np.cumsum([n_e, n_u, n_j])
+        return arr[: ends[0]], arr[ends[0]: ends[1]], arr[ends[1]: ends[2]], arr[ends[2]:]
 
     def _gather_j(self, local: np.ndarray) -> np.ndarray:
         return np.concatenate(self.comm.allgather(np.asarray(local)))
@@ -328,7 +358,7 @@ class MonolithicStep:
         """The unscaled residual at ``x`` into ``b``; every state (eps_g, return mapping,
         stresses, U_mech, dmu_e) is then that of ``x``."""
         arr = _values(x)
-        x_e, x_u, x_j = self._split(arr)
+        x_e, x_u, x_j, x_v = self._split(arr)
         self._xe.setArray(x_e)
         self._xu.setArray(x_u)
         if self.growth is not None:
@@ -338,9 +368,11 @@ class MonolithicStep:
         self._set_stress_coupling()
         self.ec_solver.residual(self._xe, self._be)
         out = np.zeros(len(arr))
-        r_e, r_u, r_j = self._split(out)
+        r_e, r_u, r_j, r_v = self._split(out)
         r_e[:] = _values(self._be)
         r_u[:] = _values(self._bu)
+        if self.vac is not None:
+            r_v[:] = self.vac.residual(x_v)
         currents = None
         if self.growth is not None:
             currents = charge_balanced_currents(
@@ -371,6 +403,8 @@ class MonolithicStep:
             self._evaluate(x, self.b.duplicate())
         self.ec_solver.assemble_jacobian()
         self.mech_solver.assemble_jacobian()
+        if self.vac is not None:
+            self.vac.assemble_jacobian()
         self._nest.assemble()
         self._nest.convert("aij", out=P)
         P.diagonalScale(L=self.row_scale)
@@ -454,9 +488,20 @@ class MonolithicStep:
         self.ec_solver.assemble_increment(self._dFe_dU, self._ye)
         return _values(self._ye)
 
+    def _vacancy_load(self) -> np.ndarray:
+        """dF_v/d(x_e, u, j) along the current directions (de, du, deps, and dU, ddmu of
+        ``_kinetics_load``): through the interface current and, with the drift, the pressure
+        increment of the Li cells."""
+        assert self.vac is not None
+        dp = None
+        if self.vac.sigma_h is not None:
+            dsig = self.solid.stress.increment(self._dsigma_form).reshape(-1, 3, 3)
+            dp = -np.trace(dsig, axis1=1, axis2=2) / 3.0
+        return self.vac.coupling_load(dp)
+
     def apply(self, a: PETSc.Vec, y: PETSc.Vec) -> None:
         """y = J a, the coupled Jacobian (scaled rows) at the last evaluated state."""
-        a_e, a_u, a_j = self._split(_values(a))
+        a_e, a_u, a_j, a_v = self._split(_values(a))
         self._set_e(a_e)
         self._set_u(a_u)
         self._set_j(a_j)
@@ -470,32 +515,21 @@ class MonolithicStep:
         if self.growth is not None:
             lo, hi = self._j_range
             y_j = a_j - self._current_increment()[lo:hi]
-        y.setArray(np.concatenate([y_e, y_u, y_j]))
+        y_v = self.vac.apply(a_v, self._vacancy_load()) if self.vac is not None \
+            else np.zeros(0)
+        y.setArray(np.concatenate([y_e, y_u, y_j, y_v]))
         y.pointwiseMult(y, self.row_scale)
 
     # -- the interface Schur-complement preconditioner (module docstring)
-    def _solve_block(self, solver: BlockedNewtonSolver, rhs: np.ndarray, b: PETSc.Vec,
-                     x: PETSc.Vec) -> np.ndarray:
-        """Solve one diagonal block with that problem's own Krylov solver and preconditioner
-        (the options of its prefix)."""
-        ksp = solver.snes.getKSP()
-        ksp.setOperators(solver.A)
-        b.setArray(rhs)
-        ksp.solve(b, x)
-        if ksp.getConvergedReason() <= 0:
-            raise RuntimeError(f"inner solve of {'/'.join(solver.names)} failed "
-                               f"(KSP reason {ksp.getConvergedReason()})")
-        return _values(x)
-
     def _respond(self, r_e: np.ndarray, r_u: np.ndarray, a_j: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Solve the mechanics and current-distribution rows of J a = r for given growth
         currents a_j: returns (a_e, a_u, the change of the facet currents) (the last the same
         on every rank)."""
         self._set_j(a_j)
-        a_u = self._solve_block(self.mech_solver, r_u - self._growth_load(), self._bu, self._xu)
+        a_u = solve_with_own_ksp(self.mech_solver, r_u - self._growth_load(), self._bu, self._xu)
         self._set_u(a_u)
-        a_e = self._solve_block(self.ec_solver, r_e - self._kinetics_load(), self._be, self._xe)
+        a_e = solve_with_own_ksp(self.ec_solver, r_e - self._kinetics_load(), self._be, self._xe)
         self._set_e(a_e)
         dc = self._current_increment() if self.growth is not None else np.zeros(0)
         return a_e, a_u, dc
@@ -536,31 +570,35 @@ class MonolithicStep:
 
     def precondition(self, r: PETSc.Vec, y: PETSc.Vec) -> None:
         """y = J^-1 r by block elimination: the growth currents from the Schur complement S,
-        then the mechanics and the current distribution (exact up to the inner solves)."""
-        r_e, r_u, r_j = self._split(_values(r) / _values(self.row_scale))
+        then the mechanics and the current distribution, then c_v (exact up to the inner
+        solves)."""
+        r_e, r_u, r_j, r_v = self._split(_values(r) / _values(self.row_scale))
         lo, hi = self._j_range
-        if self.growth is None:
-            a_e, a_u, _ = self._respond(r_e, r_u, np.zeros(0))
-            y.setArray(np.concatenate([a_e, a_u]))
-            return
-        _, _, c0 = self._respond(r_e, r_u, np.zeros(hi - lo))
-        rhs = self._gather_j(r_j) + c0
-        a_j = scipy.linalg.lu_solve(self._schur, rhs) if self._schur is not None else rhs
-        a_e, a_u, _ = self._respond(r_e, r_u, a_j[lo:hi])
-        y.setArray(np.concatenate([a_e, a_u, a_j[lo:hi]]))
+        a_j = np.zeros(0)
+        if self.growth is not None:
+            _, _, c0 = self._respond(r_e, r_u, np.zeros(hi - lo))
+            rhs = self._gather_j(r_j) + c0
+            a_j = scipy.linalg.lu_solve(self._schur, rhs) if self._schur is not None else rhs
+            a_j = a_j[lo:hi]
+        a_e, a_u, _ = self._respond(r_e, r_u, a_j)
+        a_v = self.vac.solve(r_v, self._vacancy_load()) if self.vac is not None \
+            else np.zeros(0)
+        y.setArray(np.concatenate([a_e, a_u, a_j, a_v]))
 
     # -- convergence
     def _field_norms(self, b: PETSc.Vec) -> dict[str, float]:
         """Unscaled residual norms of ``b`` (scaled rows): 2-norms of the fields, the largest
         facet-current mismatch for i_growth."""
         arr = _values(b) / _values(self.row_scale)
-        r_e, r_u, r_j = self._split(arr)
+        r_e, r_u, r_j, r_v = self._split(arr)
         out = {}
         offset = 0
         for name, n in zip(self.ec_solver.names, self.ec_solver._sizes, strict=True):
             out[name] = float(np.dot(r_e[offset: offset + n], r_e[offset: offset + n]))
             offset += n
         out["u"] = float(np.dot(r_u, r_u))
+        if self.vac is not None:
+            out["c_v"] = float(np.dot(r_v, r_v))
         values = self.comm.allreduce(np.array(list(out.values())), op=MPI.SUM)
         out = {k: float(np.sqrt(v)) for k, v in zip(out, values, strict=True)}
         if self.growth is not None:
@@ -581,11 +619,14 @@ class MonolithicStep:
         if not np.isfinite(norms[2]):
             return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
         if it == 0:
-            self._reference = {"ec": ec_norm, "u": fields["u"]}
+            self._reference = {"ec": ec_norm, "u": fields["u"], "c_v": fields.get("c_v", 0.0)}
         ok = True
         for key, value in (("ec", ec_norm), ("u", fields["u"])):
             rtol, atol = self.tolerances[key]
             ok &= value <= max(atol, rtol * self._reference[key])
+        if self.vac is not None:
+            ok &= fields["c_v"] <= max(self.vac.absolute_tolerance(),
+                                       NEWTON_RTOL * self._reference["c_v"])
         if self.growth is not None:
             currents = self._base["currents"]
             scale = max(abs(float(self.ec.i_app.value)), float(np.abs(currents).max()),
@@ -604,21 +645,33 @@ class MonolithicStep:
         if self.growth is not None:
             self.j = self.solid.interface_currents(self.ec)
 
+    def start(self, t: float, dt: float) -> None:
+        """Set up the step ending at ``t``: the time, dt, ``x`` from the unknowns' current
+        values, c_v's row scaling."""
+        self.ec.set_time(t, dt)
+        self.dt = dt
+        self.mech.dt = dt
+        self.ec_solver.write(self._xe)
+        self.mech_solver.write(self._xu)
+        lo, hi = self._j_range
+        c_v = np.zeros(0)
+        if self.vac is not None:
+            self.vac.start_step(dt)
+            c_v = self.vac.values()
+            n_v = self.n[3]
+            self.row_scale.array[len(self.row_scale.array) - n_v:] = \
+                1.0 / self.vac.residual_scale()
+        self.x.setArray(np.concatenate([_values(self._xe), _values(self._xu), self.j[lo:hi],
+                                        c_v]))
+        self._last_x = None
+
     def attempt(self, t: float, dt: float) -> StepResult:
         """Solve the step ending at ``t``; on failure every state is back where it was."""
         ec, solid = self.ec, self.solid
         saved = SavedValues([*ec.unknowns, ec.U_mech, ec.dmu_e, *ec.stress_outputs.values()])
         u_backup = self.mech.u.x.array.copy()
         j_backup = self.j.copy()
-        ec.set_time(t, dt)
-        self.dt = dt
-        self.mech.dt = dt
-        n_e, n_u, _ = self.n
-        self.ec_solver.write(self._xe)
-        self.mech_solver.write(self._xu)
-        lo, hi = self._j_range
-        self.x.setArray(np.concatenate([_values(self._xe), _values(self._xu), self.j[lo:hi]]))
-        self._last_x = None
+        self.start(t, dt)
         self._report = SolveReport(False, "", 0, 0)
         self._failure = ""
         self.elimination = EliminationEffort()
@@ -638,51 +691,66 @@ class MonolithicStep:
                 self._evaluate(self.x, self.b.duplicate())  # every state at the solution
         except (PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
             failure = f"coupled Newton failed: {exc}"
-        failure = failure or advance_followers(self.followers, dt)
         if failure:
             saved.restore()
             self.j = j_backup
             solid.restore(u_backup)
             self._set_stress_coupling()
+            if self.vac is not None:
+                self.vac.rollback()
             return StepResult(False, failure)
         ec.commit()
         solid.commit()
-        for follower in self.followers:
-            follower.commit()
+        if self.vac is not None:
+            self.vac.commit()
         rep = self._report
         rep.converged = True
         rep.reason = _SNES_REASONS.get(self.snes.getConvergedReason(), "")
         rep.newton_its = self.snes.getIterationNumber()
         rep.krylov_its = self.snes.getLinearSolveIterations()
         mech = rep
-        if self._npc is not None:  # the mechanics' own Newton effort in the elimination
+        if self.eliminates_mechanics:  # the mechanics' own Newton effort in the elimination
             mech = SolveReport(True, rep.reason, self.elimination.newton,
                                self.elimination.krylov)
         return StepResult(True, "", [rep, mech], 1,
                           max(rep.newton_its, self.elimination.hardest))
 
-    def eliminate_mechanics(self, snes: PETSc.SNES, x: PETSc.Vec) -> None:
-        """The nonlinear elimination (module docstring), the work of the preconditioner
-        ``snes``: u of ``x`` solved for the growth currents of ``x``, and the coupled residual
-        there into ``snes``'s function vector (where newtonls reads it, SNESGetNPCFunction)."""
+    def eliminate(self, snes: PETSc.SNES, x: PETSc.Vec) -> None:
+        """The nonlinear eliminations (module docstring), the work of the preconditioner
+        ``snes``: u of ``x`` solved for the growth currents of ``x`` (with
+        mechanics.coupling.nonlinear_elimination), then c_v for the current and stress there
+        (with vacancies), and the coupled residual at the result into ``snes``'s function
+        vector (where newtonls reads it, SNESGetNPCFunction)."""
         arr = _values(x)
-        _, x_u, x_j = self._split(arr)
-        if self.growth is not None:
-            self.j = self._gather_j(x_j)
-            self.growth.advance(self.j, self.dt)
-        self._xu.setArray(x_u)
-        self.mech_solver.read(self._xu)
-        try:
-            rep = self.mech_solver.solve()
-        except (SolverError, PETSc.Error, RuntimeError, ValueError, FloatingPointError) as exc:
-            self._failure = f"nonlinear elimination of the mechanics: {exc}"
-            snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
-            return
-        self.elimination.add(rep)
-        log.debug("  nonlinear elimination: mechanics newton %d", rep.newton_its)
-        self.mech_solver.write(self._xu)
-        x_u[:] = _values(self._xu)
-        x.setArray(arr)
+        _, x_u, x_j, x_v = self._split(arr)
+        if self.eliminates_mechanics:
+            if self.growth is not None:
+                self.j = self._gather_j(x_j)
+                self.growth.advance(self.j, self.dt)
+            self._xu.setArray(x_u)
+            self.mech_solver.read(self._xu)
+            try:
+                rep = self.mech_solver.solve()
+            except (SolverError, PETSc.Error, RuntimeError, ValueError,
+                    FloatingPointError) as exc:
+                self._failure = f"nonlinear elimination of the mechanics: {exc}"
+                snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
+                return
+            self.elimination.add(rep)
+            log.debug("  nonlinear elimination: mechanics newton %d", rep.newton_its)
+            self.mech_solver.write(self._xu)
+            x_u[:] = _values(self._xu)
+            x.setArray(arr)
+        if self.vac is not None:
+            try:
+                self._evaluate(x, self.b.duplicate())  # the current and stress at x
+                x_v[:] = self.vac.eliminate(x_v)
+            except (SolverError, PETSc.Error, RuntimeError, ValueError,
+                    FloatingPointError) as exc:
+                self._failure = f"elimination of c_v: {exc}"
+                snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
+                return
+            x.setArray(arr)
         self._last_x = None
         self._residual(snes, x, snes.getFunction()[0])
         snes.setConvergedReason(PETSc.SNES.ConvergedReason.CONVERGED_ITS)
@@ -693,34 +761,3 @@ class MonolithicStep:
         for obj in (self.snes, self.J, self.P, self._nest, self.x, self.b, self.row_scale,
                     *(iset for _, iset in self._fields)):
             obj.destroy()
-
-
-class _PetscContext:
-    """petsc4py Python context of the coupled operator (``mult``, a Python Mat) and of the
-    interface Schur-complement preconditioner (``apply``, a Python PC)."""
-
-    def __init__(self, step: MonolithicStep):
-        self.step = step
-
-    def mult(self, mat: PETSc.Mat, x: PETSc.Vec, y: PETSc.Vec) -> None:
-        self._call(self.step.apply, x, y, "Jacobian action")
-
-    def apply(self, pc: PETSc.PC, x: PETSc.Vec, y: PETSc.Vec) -> None:
-        self._call(self.step.precondition, x, y, "preconditioner")
-
-    def _call(self, function: Any, x: PETSc.Vec, y: PETSc.Vec, what: str) -> None:
-        try:
-            function(x, y)
-        except (RuntimeError, ValueError, FloatingPointError, PETSc.Error) as exc:
-            self.step._callback_failed(y, what, exc)
-
-
-class _MechanicsElimination:
-    """petsc4py context of the right nonlinear preconditioner (a Python SNES) of the coupled
-    SNES: the nonlinear elimination of the mechanics (module docstring)."""
-
-    def __init__(self, step: MonolithicStep):
-        self.step = step
-
-    def solve(self, snes: PETSc.SNES, b: PETSc.Vec, x: PETSc.Vec) -> None:
-        self.step.eliminate_mechanics(snes, x)

@@ -2,12 +2,13 @@
 post-processing and output.
 
 Per time step the current distribution (quasi-static kinetics; time enters through the control
-sequence) and, with a ``mechanics`` section, the solid are solved together (coupling.CoupledStep):
-the growth eigenstrain advances with the step's interface current (backward Euler), Li creeps over
-the step, and the kinetics feel the interface stresses through kinetics.stress_coupling; then, with
-a ``vacancies`` section, the Li vacancies follow the step's interface current
-(vacancies.LiVacancies). A step that does not converge is never accepted: it is retried with half
-the step (down to time.dt_min); after that the run stops with the last good state written and
+sequence) and, with a ``mechanics`` section, the solid are solved together (coupling.CoupledStep,
+monolithic.MonolithicStep): the growth eigenstrain advances with the step's interface current
+(backward Euler), Li creeps over the step, and the kinetics feel the interface stresses through
+kinetics.stress_coupling; with a ``vacancies`` section the Li vacancies (vacancies.LiVacancies),
+driven by the interface current, are unknowns of the same Newton method (vacancy_newton.py,
+monolithic.py). A step that does not converge is never accepted: it is retried with half the
+step (down to time.dt_min); after that the run stops with the last good state written and
 ``converged: false`` in summary.json. Steps grow back after successes (to time.dt, or up to
 time.dt_max with time.adaptive).
 """
@@ -164,12 +165,11 @@ def _run(config: RunConfig, mesh_data: MeshData, mesh_time: float, run_dir: Path
     solid = StepSolid(config, mesh_data) if config.mechanics is not None else None
     vacancies = LiVacancies(config, mesh_data, problem, solid) \
         if config.vacancies is not None else None
-    followers = [vacancies] if vacancies is not None else []
     stepper: CoupledStep | MonolithicStep
     if solid is not None and config.mechanics.coupling.scheme == "monolithic":
-        stepper = MonolithicStep(config, problem, solver, solid, followers)
+        stepper = MonolithicStep(config, problem, solver, solid, vacancies)
     else:
-        stepper = CoupledStep(config, problem, solver, solid, followers)
+        stepper = CoupledStep(config, problem, solver, solid, vacancies)
     timings["setup"] = time.perf_counter() - t
     unknowns = list(zip(problem.names, problem.unknowns, strict=True))
     if solid is not None:

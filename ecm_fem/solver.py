@@ -352,3 +352,44 @@ class BlockedNewtonSolver:
 def global_max(comm: MPI.Comm, values: np.ndarray, default: float = -np.inf) -> float:
     local = float(np.max(values)) if len(values) else default
     return comm.allreduce(local, op=MPI.MAX)
+
+
+def solve_with_own_ksp(solver: BlockedNewtonSolver, rhs: np.ndarray, b: PETSc.Vec,
+                       x: PETSc.Vec) -> np.ndarray:
+    """Solve ``solver``'s assembled Jacobian for ``rhs`` (owned values) with that solver's own
+    Krylov method and preconditioner (the options of its prefix): a diagonal block of a coupled
+    method's preconditioner. Returns the owned values of the solution."""
+    ksp = solver.snes.getKSP()
+    ksp.setOperators(solver.A)
+    b.setArray(rhs)
+    ksp.solve(b, x)
+    if ksp.getConvergedReason() <= 0:
+        raise RuntimeError(f"inner solve of {'/'.join(solver.names)} failed "
+                           f"(KSP reason {ksp.getConvergedReason()})")
+    return x.getArray(readonly=True).copy()
+
+
+class PythonCallbacks:
+    """petsc4py Python context for a coupled Newton method implemented by ``owner``: the
+    operator (a Python Mat, ``mult`` -> ``owner.apply``), the preconditioner (a Python PC,
+    ``apply`` -> ``owner.precondition``) and a right nonlinear preconditioner (a Python SNES,
+    ``solve`` -> ``owner.eliminate``). No exception may cross PETSc (it would leave vectors
+    locked): a failing call sets its output to NaN through ``owner._callback_failed``."""
+
+    def __init__(self, owner: Any):
+        self.owner = owner
+
+    def mult(self, mat: PETSc.Mat, x: PETSc.Vec, y: PETSc.Vec) -> None:
+        self._call(self.owner.apply, x, y, "Jacobian action")
+
+    def apply(self, pc: PETSc.PC, x: PETSc.Vec, y: PETSc.Vec) -> None:
+        self._call(self.owner.precondition, x, y, "preconditioner")
+
+    def _call(self, function: Any, x: PETSc.Vec, y: PETSc.Vec, what: str) -> None:
+        try:
+            function(x, y)
+        except (RuntimeError, ValueError, FloatingPointError, PETSc.Error) as exc:
+            self.owner._callback_failed(y, what, exc)
+
+    def solve(self, snes: PETSc.SNES, b: PETSc.Vec, x: PETSc.Vec) -> None:
+        self.owner.eliminate(snes, x)

@@ -59,7 +59,7 @@ def test_coupled_jacobian_action_matches_finite_differences():
     ec.initial_guess()
     step.initial_state()
     step.dt = solid.problem.dt = 0.5
-    n_e, n_u, n_j = step.n
+    n_e, n_u, n_j, _ = step.n
     step.ec_solver.write(step._xe)
     step.mech_solver.write(step._xu)
     lo, hi = step._j_range

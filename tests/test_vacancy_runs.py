@@ -181,7 +181,7 @@ def test_drift_reaches_the_boltzmann_equilibrium_of_the_li_stress():
     solver = build_solver(ec, config)
     solid = StepSolid(config, md)
     vac = LiVacancies(config, md, ec, solid)
-    stepper = CoupledStep(config, ec, solver, solid, [vac])
+    stepper = CoupledStep(config, ec, solver, solid, vac)
     ec.set_time(10.0)
     ec.initial_guess()
     stepper.initial_state()
@@ -278,6 +278,18 @@ def test_equilibrium_collector_gives_the_steady_linear_profile(shared_tmp, dim):
                             names=True)
     last = profile[profile["time"] == profile["time"].max()]
     assert np.allclose(last["c_v"], steady, rtol=1e-6)
+    # the ledger: what enters at the interface leaves through the collector or stays
+    rows = history(shared_tmp / f"steady{dim}")
+    area = W * (W if dim == 3 else 1.0)
+    injected = I_STRIP / FARADAY * area * rows["time"]
+    assert rows["vacancies_injected"] == pytest.approx(injected, rel=1e-9)
+    amount0 = C_EQ * area * L
+    balance = amount0 + injected - rows["vacancies_absorbed_collector"] - rows["vacancy_amount"]
+    assert np.max(np.abs(balance)) < 1e-9 * injected[-1]
+    assert np.all(rows["vacancies_absorbed_void"] == 0.0)
+    # at steady state the collector takes out what the interface injects
+    rate = np.diff(rows["vacancies_absorbed_collector"])[-1] / np.diff(rows["time"])[-1]
+    assert rate == pytest.approx(I_STRIP / FARADAY * area, rel=1e-6)
 
 
 @pytest.mark.mpi
@@ -294,6 +306,15 @@ def test_void_wall_is_a_vacancy_sink(shared_tmp):
             "vacancies.void_surface": wall, "vacancies.critical_concentration": None,
             "time.t_end": 10.0, "time.dt": 2.5})
         runs[wall] = run_and_wait(config, shared_tmp / wall)
+        # the ledger, step by step: injected = change of the amount + taken out by the wall
+        rows = history(shared_tmp / wall)
+        injected = np.diff(rows["vacancies_injected"])
+        kept = np.diff(rows["vacancy_amount"]) + np.diff(rows["vacancies_absorbed_void"])
+        assert np.max(np.abs(kept - injected)) < 1e-9 * injected.max()
+        # one vacancy per Li atom stripped: the nodal current's integral is i W / F to 1e-7
+        assert injected == pytest.approx(I_STRIP / FARADAY * 10e-6 * np.diff(rows["time"]),
+                                         rel=1e-6)
+        runs[wall]["absorbed"] = rows["vacancies_absorbed_void"][-1]
         profile = np.genfromtxt(shared_tmp / wall / "interface.csv", delimiter=",", names=True)
         last = profile[profile["time"] == profile["time"].max()]
         runs[wall]["edge"] = last["c_v"][np.argmin(last["x"])]
@@ -301,3 +322,5 @@ def test_void_wall_is_a_vacancy_sink(shared_tmp):
     assert runs["equilibrium"]["edge"] == pytest.approx(C_EQ, rel=1e-12)
     assert runs["no_flux"]["edge"] > 1.01 * C_EQ
     assert runs["equilibrium"]["vacancy_amount"] < runs["no_flux"]["vacancy_amount"]
+    assert runs["no_flux"]["absorbed"] == 0.0 < runs["equilibrium"]["absorbed"]
+    print(f"void wall absorbed {runs['equilibrium']['absorbed']:.4e} mol/m in 10 s")

@@ -276,11 +276,33 @@ class VacancyDiffusion:
         self.axisymmetric = axisymmetric
         F = weigh(F, axisymmetric)
         self.residual = F
+        # the coupling of a Newton method that solves c_v with the fields it depends on: the
+        # derivative of the residual along an interface-current change d_current (and a
+        # stress change d_sigma_h)
+        self.d_current = fem.Function(self.V, name="d_i_n")
+        dF = ufl.derivative(F, self.interface_current, self.d_current)
+        self.d_sigma_h: fem.Function | None = None
+        if isinstance(sigma_h, fem.Function):
+            self.d_sigma_h = fem.Function(sigma_h.function_space, name="d_sigma_h")
+            dF += ufl.derivative(F, sigma_h, self.d_sigma_h)
+        self._coupling_form = fem.form(ufl.algorithms.expand_derivatives(dF))
 
         self.bcs: list[fem.DirichletBC] = []
         held = [collector_facets] if collector == "equilibrium" else []
         if free_surface == "equilibrium":
             held.append(facet_tags.find(free_surface_tag))
+        # the owned dofs of each held boundary, for the rates at which they take vacancies out
+        # (a dof on both counts as the collector's)
+        n_owned = self.V.dofmap.index_map.size_local
+        self._held_dofs: dict[str, np.ndarray] = {}
+        for name, facets in (("collector", collector_facets if collector == "equilibrium"
+                              else np.zeros(0, np.int32)),
+                             ("void_surface", facet_tags.find(free_surface_tag)
+                              if free_surface == "equilibrium" else np.zeros(0, np.int32))):
+            dofs = fem.locate_dofs_topological(self.V, fdim, facets)
+            self._held_dofs[name] = np.setdiff1d(
+                dofs[dofs < n_owned], self._held_dofs.get("collector", np.zeros(0, np.int32)))
+        self._balance_form = fem.form(F)
         if held:
             dofs = fem.locate_dofs_topological(self.V, fdim, np.unique(np.concatenate(held)))
             self.bcs.append(fem.dirichletbc(fem.Constant(mesh, self.equilibrium_concentration),
@@ -318,6 +340,7 @@ class VacancyDiffusion:
         self._lower.set(0.0)
         self._upper.set(PETSc.INFINITY)
         self._solver.snes.setVariableBounds(self._lower, self._upper)
+        self._block_ksp = _block_ksp(mesh.comm, linear_solver, prefix)
 
     def _set_initial(self, initial: float | Callable | fem.Function | fem.Expression | None
                      ) -> None:
@@ -352,20 +375,35 @@ class VacancyDiffusion:
         return scales
 
     # -- time stepping
-    def step(self, dt: float) -> int:
-        """Solve the backward-Euler step of length ``dt`` [s] from the committed state, starting
-        Newton from the current c_v; returns the Newton iterations. Raises
-        ``VacancySolverError`` (c_v unchanged) if Newton fails."""
+    def set_dt(self, dt: float) -> None:
+        """The time step [s] of the next residual, Jacobian or ``step`` (and the Newton
+        tolerance that goes with it)."""
         if not (np.isfinite(dt) and dt > 0.0):
             raise ValueError(f"vacancy: time step must be a positive number of seconds, "
                              f"got {dt}")
         self.dt.value = dt
-        self.interface_current.x.scatter_forward()
+        self._solver.snes.setTolerances(atol=self.absolute_tolerance())
+
+    def absolute_tolerance(self) -> float:
+        """Newton's absolute residual tolerance at the current dt: NEWTON_ATOL_FACTOR times the
+        residual's natural scale (module docstring)."""
+        return NEWTON_ATOL_FACTOR * self.residual_scale()
+
+    def residual_scale(self) -> float:
+        """The residual's natural scale at the current dt, c_ref (|m|/dt + 2 |diag K|)
+        [mol/s per metre in 2D, mol/s in 3D] (module docstring)."""
+        dt = float(self.dt.value)
         c_ref = max(self.equilibrium_concentration, self.mesh.comm.allreduce(
             float(np.abs(self.c_v_old.x.array).max(initial=0.0)), op=MPI.MAX))
         mass_norm, stiffness_norm = self._residual_scale
-        atol = NEWTON_ATOL_FACTOR * c_ref * (mass_norm / dt + stiffness_norm)
-        self._solver.snes.setTolerances(atol=atol)
+        return c_ref * (mass_norm / dt + stiffness_norm)
+
+    def step(self, dt: float) -> int:
+        """Solve the backward-Euler step of length ``dt`` [s] from the committed state, starting
+        Newton from the current c_v; returns the Newton iterations. Raises
+        ``VacancySolverError`` (c_v unchanged) if Newton fails."""
+        self.set_dt(dt)
+        self.interface_current.x.scatter_forward()
         try:
             report = self._solver.solve()
         except SolverError as exc:
@@ -380,6 +418,52 @@ class VacancyDiffusion:
                         dt, self.clipped_nodes)
         log.debug("vacancy step dt = %g s: %d Newton iterations", dt, report.newton_its)
         return report.newton_its
+
+    # -- the block of a coupled Newton method (vacancies.LiVacancies)
+    @property
+    def newton_vector(self) -> PETSc.Vec:
+        """A vector of c_v's layout (owned dofs) for ``residual_at`` and ``solve_block``; do
+        not destroy it."""
+        return self._solver.x
+
+    def write(self, x: PETSc.Vec) -> None:
+        """c_v's owned values into ``x`` (``newton_vector``'s layout)."""
+        self._solver.write(x)
+
+    def residual_at(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        """The residual of the step (at ``set_dt``'s dt, the current interface current and
+        stress) at c_v = ``x`` into ``b``; c_v holds ``x`` afterwards. Rows of dofs held at
+        c_v,eq are c_v - c_v,eq."""
+        self.interface_current.x.scatter_forward()
+        self._solver.residual(x, b)
+
+    def assemble_jacobian(self) -> PETSc.Mat:
+        """dF/dc_v at the current c_v (identity rows for held dofs), also the operator of
+        ``solve_block``."""
+        A = self._solver.assemble_jacobian()
+        self._block_ksp.setOperators(A)
+        return A
+
+    @property
+    def jacobian(self) -> PETSc.Mat:
+        """The matrix of the last ``assemble_jacobian``."""
+        return self._solver.A
+
+    def coupling_load(self, b: PETSc.Vec) -> None:
+        """dF/d(i_n) [d_current] + dF/d(sigma_h) [d_sigma_h] into ``b`` (0 in held rows): the
+        residual's change along the caller's current and stress directions (both fields
+        data here, unknowns of the coupled method)."""
+        self.d_current.x.scatter_forward()
+        self._solver.assemble_increment([self._coupling_form], b)
+
+    def solve_block(self, rhs: PETSc.Vec, out: PETSc.Vec) -> int:
+        """out = A^-1 rhs with the Jacobian of the last ``assemble_jacobian`` (GMRES +
+        BoomerAMG or LU, as the linear_solver); returns the Krylov iterations."""
+        self._block_ksp.solve(rhs, out)
+        reason = self._block_ksp.getConvergedReason()
+        if reason <= 0:
+            raise VacancySolverError(f"vacancy block solve failed (KSP reason {reason})")
+        return self._block_ksp.getIterationNumber()
 
     def commit(self) -> None:
         """Accept the last step: it becomes the state the next step starts from."""
@@ -400,6 +484,21 @@ class VacancyDiffusion:
         int q(c_v) ds [mol/s per metre of depth in 2D, mol/s in 3D], with the quadrature of the
         residual, so that amount() changes by dt times this over a step (no-flux collector)."""
         return self.mesh.comm.allreduce(fem.assemble_scalar(self._flux_form), op=MPI.SUM)
+
+    def outflow_rates(self) -> dict[str, float]:
+        """The rates at which the held boundaries take vacancies out of the Li at the current
+        c_v, {"collector": ..., "void_surface": ...} [mol/s per metre of depth in 2D, mol/s in
+        3D and axisymmetric]: minus the sums of the unconstrained residual's rows at their
+        dofs (the reactions of the Dirichlet conditions; with the residual's quadrature, so
+        that amount() changes over a step by exactly dt (interface_flux() - the sum of these)
+        up to the Newton residual)."""
+        b = fem_petsc.assemble_vector(self._balance_form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        values = b.getArray(readonly=True)
+        local = [-float(values[dofs].sum()) for dofs in self._held_dofs.values()]
+        b.destroy()
+        total = self.mesh.comm.allreduce(np.array(local), op=MPI.SUM)
+        return dict(zip(self._held_dofs, (float(v) for v in total), strict=True))
 
     def interface_values(self) -> tuple[np.ndarray, np.ndarray]:
         """(points (n, gdim) [m], c_v (n,) [mol/m^3]) at the interface nodes this rank owns
@@ -428,6 +527,26 @@ class VacancyDiffusion:
         self._solver.destroy()
         self._lower.destroy()
         self._upper.destroy()
+        self._block_ksp.destroy()
+
+
+def _block_ksp(comm: MPI.Comm, linear_solver: str, prefix: str) -> PETSc.KSP:
+    """The Krylov solver of c_v's Jacobian inside a coupled method's preconditioner (options
+    prefix ``<prefix>block_``)."""
+    ksp = PETSc.KSP().create(comm)
+    ksp.setOptionsPrefix(prefix + "block_")
+    pc = ksp.getPC()
+    if linear_solver == "direct":
+        ksp.setType("preonly")
+        pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+    else:
+        ksp.setType("gmres")
+        ksp.setTolerances(rtol=1e-12, atol=1e-30, max_it=1000)
+        pc.setType("hypre")
+        pc.setHYPREType("boomeramg")
+    ksp.setFromOptions()
+    return ksp
 
 
 def _check_parameters(diffusivity: Any, c_eq: float, molar_volume: float, temperature: float,
