@@ -6,7 +6,8 @@ if [ "$rank" = 0 ]; then
     exec python3 -m pytest -p no:cacheprovider --color=no -q "$@"
 fi
 log="$(mktemp "/tmp/pytest-rank$rank.XXXXXX.log")"
-python3 -m pytest -p no:cacheprovider --color=no -q "$@" >"$log" 2>&1
+# fd 3 stays on the terminal for the hang watchdog of tests/conftest.py
+ECM_FEM_WATCHDOG_FD=3 python3 -m pytest -p no:cacheprovider --color=no -q "$@" 3>&2 >"$log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then
     echo "----- rank $rank failed (exit $rc): its output -----"; cat "$log"

@@ -8,16 +8,26 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # test the working tree, not the image copy
 status=0
 stage() { echo; echo "=== $1"; }
+# Backstop for a hang outside any test (a hang inside one is ended by the watchdog of
+# tests/conftest.py): no stage may take more than this many seconds (each takes about 10 min).
+STAGE_LIMIT="${ECM_FEM_STAGE_LIMIT:-1800}"
+
+stopped() { [ "$1" = 124 ] && echo "=== stage stopped after $STAGE_LIMIT s"; }
 
 stage "serial"
-python3 -m pytest -p no:cacheprovider --durations=15 "$@" tests || status=1
+timeout --kill-after=30 "$STAGE_LIMIT" python3 -m pytest -p no:cacheprovider --durations=15 "$@" tests
+rc=$?
+stopped "$rc"
+if [ "$rc" -ne 0 ]; then status=1; fi
 
 for n in 2 3; do
     marker="not serial_only"
     [ "$n" = 3 ] && marker="mpi and not serial_only"
     stage "mpirun -n $n (-m '$marker')"
-    mpirun -n "$n" --oversubscribe "$ROOT/docker/pytest_rank.sh" -m "$marker" "$@" tests
+    timeout --kill-after=30 "$STAGE_LIMIT" \
+        mpirun -n "$n" --oversubscribe "$ROOT/docker/pytest_rank.sh" -m "$marker" "$@" tests
     rc=$?
+    stopped "$rc"
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then status=1; fi
 done
 

@@ -1,10 +1,17 @@
 """MPI-safe pytest fixtures: every rank gets the same temporary folder, and every test ends with
 garbage collection and a barrier (the DOLFINx test-suite pattern), so collective destructors
 and files written by rank 0 are in step. Tests marked ``serial_only`` (they launch mpirun
-themselves) are skipped when the suite itself runs under mpirun."""
+themselves) are skipped when the suite itself runs under mpirun.
+
+A watchdog ends any test that runs longer than ECM_FEM_TEST_TIMEOUT seconds (default 600; the
+slowest test takes about 40 s): it prints every thread's Python stack to stderr and exits the
+process with status 1, so mpirun stops the other ranks. A rank that waits in a collective call
+another rank never makes (after a failure on that rank alone) then fails the stage with the
+place it waited, instead of holding the suite until CI's own time limit."""
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import math
 import os
@@ -19,6 +26,11 @@ from mpi4py import MPI
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# adios2 keeps the bindings of its first import for the whole process, and picks the serial ones
+# outside mpirun; adios4dolfinx (checkpoints) then fails to import ("ADIOS2 must be built with
+# MPI support") in any test that runs after one that read a VTX file with adios2.
+os.environ.setdefault("ADIOS2_ALWAYS_USE_MPI", "1")
+TEST_TIMEOUT = float(os.environ.get("ECM_FEM_TEST_TIMEOUT", "600"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,11 +41,24 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+_watchdog_fd: int | None = None
+
+
+def pytest_configure(config):
+    """The watchdog's output: the descriptor docker/pytest_rank.sh keeps for a rank whose own
+    stderr goes to a log, else a copy of stderr taken while pytest's capture is off."""
+    global _watchdog_fd
+    inherited = os.environ.get("ECM_FEM_WATCHDOG_FD")
+    _watchdog_fd = int(inherited) if inherited else os.dup(2)
+
+
 @pytest.fixture(autouse=True)
 def _collective_teardown():
+    faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True, file=_watchdog_fd)
     yield
     gc.collect()
     MPI.COMM_WORLD.barrier()
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
