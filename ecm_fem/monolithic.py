@@ -103,7 +103,9 @@ from ecm_fem.solver import (
     PythonCallbacks,
     SolveReport,
     SolverError,
+    block_norms,
     default_options,
+    owned_values,
     set_options,
     solve_with_own_ksp,
 )
@@ -120,12 +122,6 @@ log = logging.getLogger("ecm_fem")
 PREFIX = "ecm_coupled_"
 # a linear solve that took more GMRES iterations than this rebuilds the lagged Schur complement
 SCHUR_LAG_KSP_ITS = 5
-
-
-def _values(v: PETSc.Vec) -> np.ndarray:
-    """A copy of a vector's owned values (no array view outlives the call: a view kept by an
-    exception's traceback would leave the vector locked)."""
-    return v.getArray(readonly=True).copy()
 
 
 @dataclass
@@ -242,7 +238,7 @@ class MonolithicStep:
         start = self.x.getOwnershipRange()[0]
         names = [*self.ec_solver.names, "u"] + (["i_growth"] if self.growth is not None
                                                 else []) + (["c_v"] if self.vac else [])
-        sizes = [*self.ec_solver._sizes, n_u] + ([n_j] if self.growth is not None else []) \
+        sizes = [*self.ec_solver.sizes, n_u] + ([n_j] if self.growth is not None else []) \
             + ([n_v] if self.vac else [])
         out, offset = [], start
         for name, size in zip(names, sizes, strict=True):
@@ -357,7 +353,7 @@ class MonolithicStep:
     def _evaluate(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
         """The unscaled residual at ``x`` into ``b``; every state (eps_g, return mapping,
         stresses, U_mech, dmu_e) is then that of ``x``."""
-        arr = _values(x)
+        arr = owned_values(x)
         x_e, x_u, x_j, x_v = self._split(arr)
         self._xe.setArray(x_e)
         self._xu.setArray(x_u)
@@ -369,8 +365,8 @@ class MonolithicStep:
         self.ec_solver.residual(self._xe, self._be)
         out = np.zeros(len(arr))
         r_e, r_u, r_j, r_v = self._split(out)
-        r_e[:] = _values(self._be)
-        r_u[:] = _values(self._bu)
+        r_e[:] = owned_values(self._be)
+        r_u[:] = owned_values(self._bu)
         if self.vac is not None:
             r_v[:] = self.vac.residual(x_v)
         currents = None
@@ -399,7 +395,7 @@ class MonolithicStep:
         out.set(np.nan)
 
     def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
-        if self._last_x is None or not np.array_equal(_values(x), self._last_x):
+        if self._last_x is None or not np.array_equal(owned_values(x), self._last_x):
             self._evaluate(x, self.b.duplicate())
         self.ec_solver.assemble_jacobian()
         self.mech_solver.assemble_jacobian()
@@ -416,7 +412,7 @@ class MonolithicStep:
     def _set_e(self, a_e: np.ndarray) -> None:
         """The direction of the current-distribution unknowns (owned values) into de."""
         offset = 0
-        for f, n in zip(self.de, self.ec_solver._sizes, strict=True):
+        for f, n in zip(self.de, self.ec_solver.sizes, strict=True):
             f.x.array[:n] = a_e[offset: offset + n]
             f.x.scatter_forward()
             offset += n
@@ -476,7 +472,7 @@ class MonolithicStep:
         if self._dFu_deps is None or self.dt <= 0:
             return np.zeros(self.n[1])
         self.mech_solver.assemble_increment([self._dFu_deps], self._yu)
-        return _values(self._yu)
+        return owned_values(self._yu)
 
     def _kinetics_load(self) -> np.ndarray:
         """dF_e/d(U_mech, dmu_e) [dU, ddmu] (owned current-distribution rows), with dU and
@@ -486,7 +482,7 @@ class MonolithicStep:
             self.ddmu.x.array[:] = 0.0
             return np.zeros(self.n[0])
         self.ec_solver.assemble_increment(self._dFe_dU, self._ye)
-        return _values(self._ye)
+        return owned_values(self._ye)
 
     def _vacancy_load(self) -> np.ndarray:
         """dF_v/d(x_e, u, j) along the current directions (de, du, deps, and dU, ddmu of
@@ -501,16 +497,16 @@ class MonolithicStep:
 
     def apply(self, a: PETSc.Vec, y: PETSc.Vec) -> None:
         """y = J a, the coupled Jacobian (scaled rows) at the last evaluated state."""
-        a_e, a_u, a_j, a_v = self._split(_values(a))
+        a_e, a_u, a_j, a_v = self._split(owned_values(a))
         self._set_e(a_e)
         self._set_u(a_u)
         self._set_j(a_j)
         self._xu.setArray(a_u)
         self.mech_solver.A.mult(self._xu, self._yu)
-        y_u = _values(self._yu) + self._growth_load()
+        y_u = owned_values(self._yu) + self._growth_load()
         self._xe.setArray(a_e)
         self.ec_solver.A.mult(self._xe, self._ye)
-        y_e = _values(self._ye) + self._kinetics_load()
+        y_e = owned_values(self._ye) + self._kinetics_load()
         y_j = np.zeros(0)
         if self.growth is not None:
             lo, hi = self._j_range
@@ -572,7 +568,7 @@ class MonolithicStep:
         """y = J^-1 r by block elimination: the growth currents from the Schur complement S,
         then the mechanics and the current distribution, then c_v (exact up to the inner
         solves)."""
-        r_e, r_u, r_j, r_v = self._split(_values(r) / _values(self.row_scale))
+        r_e, r_u, r_j, r_v = self._split(owned_values(r) / owned_values(self.row_scale))
         lo, hi = self._j_range
         a_j = np.zeros(0)
         if self.growth is not None:
@@ -589,18 +585,11 @@ class MonolithicStep:
     def _field_norms(self, b: PETSc.Vec) -> dict[str, float]:
         """Unscaled residual norms of ``b`` (scaled rows): 2-norms of the fields, the largest
         facet-current mismatch for i_growth."""
-        arr = _values(b) / _values(self.row_scale)
+        arr = owned_values(b) / owned_values(self.row_scale)
         r_e, r_u, r_j, r_v = self._split(arr)
-        out = {}
-        offset = 0
-        for name, n in zip(self.ec_solver.names, self.ec_solver._sizes, strict=True):
-            out[name] = float(np.dot(r_e[offset: offset + n], r_e[offset: offset + n]))
-            offset += n
-        out["u"] = float(np.dot(r_u, r_u))
-        if self.vac is not None:
-            out["c_v"] = float(np.dot(r_v, r_v))
-        values = self.comm.allreduce(np.array(list(out.values())), op=MPI.SUM)
-        out = {k: float(np.sqrt(v)) for k, v in zip(out, values, strict=True)}
+        blocks = [*zip(self.ec_solver.names, self.ec_solver.sizes, strict=True),
+                  ("u", len(r_u))] + ([("c_v", len(r_v))] if self.vac is not None else [])
+        out = block_norms(self.comm, np.concatenate([r_e, r_u, r_v]), blocks)
         if self.growth is not None:
             out["i_growth"] = self.comm.allreduce(
                 float(np.abs(r_j).max()) if len(r_j) else 0.0, op=MPI.MAX)
@@ -661,8 +650,8 @@ class MonolithicStep:
             n_v = self.n[3]
             self.row_scale.array[len(self.row_scale.array) - n_v:] = \
                 1.0 / self.vac.residual_scale()
-        self.x.setArray(np.concatenate([_values(self._xe), _values(self._xu), self.j[lo:hi],
-                                        c_v]))
+        self.x.setArray(np.concatenate([owned_values(self._xe), owned_values(self._xu),
+                                        self.j[lo:hi], c_v]))
         self._last_x = None
 
     def attempt(self, t: float, dt: float) -> StepResult:
@@ -721,7 +710,7 @@ class MonolithicStep:
         mechanics.coupling.nonlinear_elimination), then c_v for the current and stress there
         (with vacancies), and the coupled residual at the result into ``snes``'s function
         vector (where newtonls reads it, SNESGetNPCFunction)."""
-        arr = _values(x)
+        arr = owned_values(x)
         _, x_u, x_j, x_v = self._split(arr)
         if self.eliminates_mechanics:
             if self.growth is not None:
@@ -739,20 +728,28 @@ class MonolithicStep:
             self.elimination.add(rep)
             log.debug("  nonlinear elimination: mechanics newton %d", rep.newton_its)
             self.mech_solver.write(self._xu)
-            x_u[:] = _values(self._xu)
+            x_u[:] = owned_values(self._xu)
             x.setArray(arr)
-        if self.vac is not None:
+        b = snes.getFunction()[0]
+        if self.vac is None:
+            self._last_x = None
+            self._residual(snes, x, b)
+        else:
             try:
-                self._evaluate(x, self.b.duplicate())  # the current and stress at x
-                x_v[:] = self.vac.eliminate(x_v)
+                self._evaluate(x, b)  # every row, and the current and stress, at x
+                x_v[:] = self.vac.eliminate(x_v, refresh=False)
+                # c_v does not act back: of the residual only its own rows change
+                rows = owned_values(b)
+                self._split(rows)[3][:] = self.vac.residual(x_v, refresh=False)
             except (SolverError, PETSc.Error, RuntimeError, ValueError,
                     FloatingPointError) as exc:
                 self._failure = f"elimination of c_v: {exc}"
                 snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
                 return
             x.setArray(arr)
-        self._last_x = None
-        self._residual(snes, x, snes.getFunction()[0])
+            b.setArray(rows)
+            b.pointwiseMult(b, self.row_scale)
+            self._last_x = arr.copy()
         snes.setConvergedReason(PETSc.SNES.ConvergedReason.CONVERGED_ITS)
 
     def destroy(self) -> None:

@@ -165,12 +165,13 @@ class BlockedNewtonSolver:
             self.x = la.create_petsc_vector(imap, bs)
             self._x_work = la.create_petsc_vector(imap, bs)
 
-        self._sizes = [u.function_space.dofmap.index_map.size_local
-                       * u.function_space.dofmap.index_map_bs for u in self.u]
+        # owned values of each unknown, in the order of the blocked vectors
+        self.sizes = [u.function_space.dofmap.index_map.size_local
+                      * u.function_space.dofmap.index_map_bs for u in self.u]
         start = self.x.getOwnershipRange()[0]
         self._is: list[PETSc.IS] = []
         offset = start
-        for n in self._sizes:
+        for n in self.sizes:
             self._is.append(PETSc.IS().createStride(n, first=offset, step=1, comm=comm))
             offset += n
 
@@ -213,7 +214,7 @@ class BlockedNewtonSolver:
     def _to_functions(self, x: PETSc.Vec) -> None:
         arr = x.getArray(readonly=True)
         offset = 0
-        for u, n in zip(self.u, self._sizes, strict=True):
+        for u, n in zip(self.u, self.sizes, strict=True):
             u.x.array[:n] = arr[offset: offset + n]
             u.x.scatter_forward()
             offset += n
@@ -223,7 +224,7 @@ class BlockedNewtonSolver:
     def _from_functions(self, x: PETSc.Vec) -> None:
         arr = x.getArray()
         offset = 0
-        for u, n in zip(self.u, self._sizes, strict=True):
+        for u, n in zip(self.u, self.sizes, strict=True):
             arr[offset: offset + n] = u.x.array[:n]
             offset += n
 
@@ -303,7 +304,7 @@ class BlockedNewtonSolver:
         offset = 0
         # the test spaces (with a constraint u lives in the constraint's space)
         spaces = [F.function_spaces[0] for F in self.F]
-        for form, space, n in zip(forms, spaces, self._sizes, strict=True):
+        for form, space, n in zip(forms, spaces, self.sizes, strict=True):
             # fem.bcs_by_block of dolfinx 0.9 fails on a DirichletBC's C++ space
             bcs = [bc for bc in self.bcs if space.contains(bc.function_space)]
             if form is not None:
@@ -349,6 +350,25 @@ class BlockedNewtonSolver:
             obj.destroy()
 
 
+def owned_values(v: PETSc.Vec) -> np.ndarray:
+    """A copy of a vector's owned values (no array view outlives the call: a view kept by an
+    exception's traceback would leave the vector locked)."""
+    return v.getArray(readonly=True).copy()
+
+
+def block_norms(comm: MPI.Comm, values: np.ndarray, blocks: Sequence[tuple[str, int]]
+                ) -> dict[str, float]:
+    """2-norms, over all ranks, of the consecutive blocks (name, owned size) of a coupled
+    method's owned ``values``."""
+    squares, offset = [], 0
+    for _, n in blocks:
+        part = values[offset: offset + n]
+        squares.append(float(np.dot(part, part)))
+        offset += n
+    total = comm.allreduce(np.array(squares), op=MPI.SUM)
+    return {name: float(np.sqrt(v)) for (name, _), v in zip(blocks, total, strict=True)}
+
+
 def global_max(comm: MPI.Comm, values: np.ndarray, default: float = -np.inf) -> float:
     local = float(np.max(values)) if len(values) else default
     return comm.allreduce(local, op=MPI.MAX)
@@ -366,7 +386,7 @@ def solve_with_own_ksp(solver: BlockedNewtonSolver, rhs: np.ndarray, b: PETSc.Ve
     if ksp.getConvergedReason() <= 0:
         raise RuntimeError(f"inner solve of {'/'.join(solver.names)} failed "
                            f"(KSP reason {ksp.getConvergedReason()})")
-    return x.getArray(readonly=True).copy()
+    return owned_values(x)
 
 
 class PythonCallbacks:

@@ -188,10 +188,13 @@ class LiVacancies:
         """c_v's owned values (the block of the stepper's vector)."""
         return self.c_v.x.array[: self.n_owned].copy()
 
-    def residual(self, x_v: np.ndarray) -> np.ndarray:
+    def residual(self, x_v: np.ndarray, refresh: bool = True) -> np.ndarray:
         """The c_v residual (owned rows) at c_v = ``x_v`` for the interface current of the
-        current distribution's unknowns as they are now (and the mechanics' stress)."""
-        self._update_data()
+        current distribution's unknowns as they are now (and the mechanics' stress).
+        ``refresh=False``: that current and stress were read by the previous call of this
+        method or ``eliminate``, and the unknowns and the stress have not changed since."""
+        if refresh:
+            self._update_data()
         self._x.setArray(x_v)
         self.model.residual_at(self._x, self._b)
         return self._b.getArray(readonly=True).copy()
@@ -227,11 +230,12 @@ class LiVacancies:
         self.model.solve_block(self._b, self._x)
         return self._x.getArray(readonly=True).copy()
 
-    def eliminate(self, x_v: np.ndarray) -> np.ndarray:
+    def eliminate(self, x_v: np.ndarray, refresh: bool = True) -> np.ndarray:
         """c_v solved, with the bounded Newton method of physics.vacancy (c_v >= 0), for the
         current and stress of the unknowns as they are now, from ``x_v``; returns it (owned).
-        Raises VacancySolverError."""
-        self._update_data()
+        ``refresh``: as for ``residual``. Raises VacancySolverError."""
+        if refresh:
+            self._update_data()
         self.c_v.x.array[: self.n_owned] = x_v
         self.c_v.x.scatter_forward()
         self.newton_its += self.model.step(float(self.model.dt.value))

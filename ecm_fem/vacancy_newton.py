@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mpi4py import MPI
 from petsc4py import PETSc
 
 import numpy as np
@@ -52,6 +51,8 @@ from ecm_fem.solver import (
     PythonCallbacks,
     SolveReport,
     SolverError,
+    block_norms,
+    owned_values,
     set_options,
     solve_with_own_ksp,
 )
@@ -64,10 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecm_fem")
 
 PREFIX = "ecm_vacancy_coupled_"
-
-
-def _values(v: PETSc.Vec) -> np.ndarray:
-    return v.getArray(readonly=True).copy()
 
 
 def current_derivative(ec: CurrentDistribution, directions: list[fem.Function],
@@ -145,13 +142,15 @@ class CurrentVacancyNewton:
     def _split(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return arr[: self.n[0]], arr[self.n[0]:]
 
-    def _evaluate(self, x: PETSc.Vec, b: PETSc.Vec) -> None:
-        arr = _values(x)
+    def _evaluate(self, x: PETSc.Vec, b: PETSc.Vec, refresh: bool = True) -> None:
+        """The unscaled residual at ``x`` into ``b``. ``refresh=False``: the interface current
+        the vacancies read last is that of ``x`` (LiVacancies.residual)."""
+        arr = owned_values(x)
         x_e, x_v = self._split(arr)
         self._xe.setArray(x_e)
         self.ec_solver.residual(self._xe, self._be)
-        r_v = self.vac.residual(x_v)
-        b.setArray(np.concatenate([_values(self._be), r_v]))
+        r_v = self.vac.residual(x_v, refresh=refresh)
+        b.setArray(np.concatenate([owned_values(self._be), r_v]))
         self._last_x = arr
 
     def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
@@ -168,7 +167,7 @@ class CurrentVacancyNewton:
         out.set(np.nan)
 
     def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
-        if self._last_x is None or not np.array_equal(_values(x), self._last_x):
+        if self._last_x is None or not np.array_equal(owned_values(x), self._last_x):
             self._evaluate(x, self.b.duplicate())
         self.ec_solver.assemble_jacobian()
         self.vac.assemble_jacobian()
@@ -176,24 +175,24 @@ class CurrentVacancyNewton:
 
     def _set_direction(self, a_e: np.ndarray) -> None:
         offset = 0
-        for f, n in zip(self.de, self.ec_solver._sizes, strict=True):
+        for f, n in zip(self.de, self.ec_solver.sizes, strict=True):
             f.x.array[:n] = a_e[offset: offset + n]
             f.x.scatter_forward()
             offset += n
 
     def apply(self, a: PETSc.Vec, y: PETSc.Vec) -> None:
         """y = J a (scaled rows)."""
-        a_e, a_v = self._split(_values(a))
+        a_e, a_v = self._split(owned_values(a))
         self._xe.setArray(a_e)
         self.ec_solver.A.mult(self._xe, self._ye)
         self._set_direction(a_e)
         y_v = self.vac.apply(a_v, self.vac.coupling_load())
-        y.setArray(np.concatenate([_values(self._ye), y_v]))
+        y.setArray(np.concatenate([owned_values(self._ye), y_v]))
         y.pointwiseMult(y, self.row_scale)
 
     def precondition(self, r: PETSc.Vec, y: PETSc.Vec) -> None:
         """y = J^-1 r by block forward substitution (module docstring)."""
-        r_e, r_v = self._split(_values(r) / _values(self.row_scale))
+        r_e, r_v = self._split(owned_values(r) / owned_values(self.row_scale))
         a_e = solve_with_own_ksp(self.ec_solver, r_e, self._be, self._xe)
         self._set_direction(a_e)
         a_v = self.vac.solve(r_v, self.vac.coupling_load())
@@ -203,7 +202,7 @@ class CurrentVacancyNewton:
         """The nonlinear elimination of c_v (module docstring), the work of the right
         nonlinear preconditioner ``snes``: c_v of ``x`` solved for the current of ``x``, and
         the residual there into ``snes``'s function vector."""
-        arr = _values(x)
+        arr = owned_values(x)
         x_e, x_v = self._split(arr)
         self._xe.setArray(x_e)
         self.ec_solver.read(self._xe)
@@ -214,19 +213,20 @@ class CurrentVacancyNewton:
             snes.setConvergedReason(PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_DOMAIN)
             return
         x.setArray(arr)
-        self._last_x = None
-        self._residual(snes, x, snes.getFunction()[0])
+        b = snes.getFunction()[0]
+        try:
+            self._evaluate(x, b, refresh=False)  # the elimination read the current of x
+        except (RuntimeError, ValueError, FloatingPointError, PETSc.Error) as exc:
+            self._callback_failed(b, "residual", exc)
+        b.pointwiseMult(b, self.row_scale)
         snes.setConvergedReason(PETSc.SNES.ConvergedReason.CONVERGED_ITS)
 
     # -- convergence
     def _field_norms(self, b: PETSc.Vec) -> dict[str, float]:
-        arr = _values(b) / _values(self.row_scale)
-        squares, offset = [], 0
-        for n in [*self.ec_solver._sizes, self.n[1]]:
-            squares.append(float(np.dot(arr[offset: offset + n], arr[offset: offset + n])))
-            offset += n
-        total = self.comm.allreduce(np.array(squares), op=MPI.SUM)
-        return {k: float(np.sqrt(v)) for k, v in zip(self.names, total, strict=True)}
+        """Unscaled residual 2-norms of ``b`` (scaled rows), per field."""
+        return block_norms(self.comm, owned_values(b) / owned_values(self.row_scale),
+                           list(zip(self.names, [*self.ec_solver.sizes, self.n[1]],
+                                    strict=True)))
 
     def _converged(self, snes: PETSc.SNES, it: int, norms: tuple[float, float, float]) -> int:
         fields = self._field_norms(snes.getFunction()[0])
@@ -258,7 +258,7 @@ class CurrentVacancyNewton:
         scale[self.n[0]:] = 1.0 / self.vac.residual_scale()
         del scale
         self.ec_solver.write(self._xe)
-        self.x.setArray(np.concatenate([_values(self._xe), self.vac.values()]))
+        self.x.setArray(np.concatenate([owned_values(self._xe), self.vac.values()]))
         self._last_x = None
 
     def solve(self) -> SolveReport:

@@ -46,9 +46,10 @@ def test_coupled_jacobian_action_matches_finite_differences():
     from mpi4py import MPI
 
     from ecm_fem.mesh import generate
-    from ecm_fem.monolithic import MonolithicStep, _values
+    from ecm_fem.monolithic import MonolithicStep
     from ecm_fem.problem import CurrentDistribution
     from ecm_fem.solid import StepSolid
+    from ecm_fem.solver import owned_values as _values
 
     cfg = elastic_flaw("monolithic", 1.0, 0.5)
     md = generate(cfg, MPI.COMM_WORLD)
